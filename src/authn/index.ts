@@ -1,0 +1,30 @@
+/**
+ * Builds the authenticators a configuration names: `service_account` (the
+ * token store) and one per JWT issuer. Each is a shared resource, so that a
+ * reload keeps a warm store snapshot or JWKS cache.
+ */
+import type { Logger } from 'pino';
+import type { ConfigSource } from '../config/load.js';
+import type { ResourceScope } from '../config/resources.js';
+import type { Config } from '../config/schema.js';
+import type { Authenticator } from './authenticator.js';
+
+export interface AuthnDeps {
+  config: Config;
+  source: ConfigSource;
+  scope: ResourceScope;
+  log: Logger;
+  /** `check` and `explain` compile without starting background work. */
+  mode: 'serve' | 'offline';
+}
+
+/** One factory per kind of authenticator, each in its own module; it returns the authenticators it builds, by name. */
+export type AuthenticatorFactory = (deps: AuthnDeps) => Map<string, Authenticator>;
+
+const factories: readonly AuthenticatorFactory[] = [];
+
+export function buildAuthenticators(deps: AuthnDeps): Map<string, Authenticator> {
+  const out = new Map<string, Authenticator>();
+  for (const f of factories) for (const [k, v] of f(deps)) out.set(k, v);
+  return out;
+}

@@ -1,0 +1,46 @@
+/**
+ * The `gatehouse` command line (DESIGN.md §6).
+ * Exit codes: 0 done, 1 refused or invalid, 2 usage.
+ */
+import { EXIT_USAGE, UsageError, defaultIo, type CliIo, type CommandHandler } from './args.js';
+import { checkCommand, startCommand } from './serve.js';
+
+const USAGE = `Usage: gatehouse <command> [-c gateway.yaml] [options]
+
+Commands:
+  start                         run the gateway
+  check                         validate the configuration (exit 1 with errors)
+
+Every command takes -c FILE (default ./gateway.yaml, or $GATEHOUSE_CONFIG).`;
+
+const COMMANDS: Record<string, CommandHandler> = {
+  start: startCommand,
+  check: checkCommand,
+};
+
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    io.out(USAGE);
+    return command === undefined ? EXIT_USAGE : 0;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    io.err(`gatehouse: unknown command "${command}"\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(USAGE);
+    return 0;
+  }
+  try {
+    return await handler(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`gatehouse ${command}: ${err.message}`);
+      return EXIT_USAGE;
+    }
+    io.err(`gatehouse ${command}: ${(err as Error).message}`);
+    return 1;
+  }
+}

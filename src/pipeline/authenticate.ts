@@ -1,0 +1,53 @@
+/**
+ * The authenticate stage: takes the bearer token from the Authorization
+ * header only (RFC 6750 §2.1; never the query) and asks the route's
+ * authenticators in order. The first that claims the token decides.
+ */
+import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator } from '../authn/authenticator.js';
+import { GatewayError } from '../errors.js';
+import type { RequestContext } from './context.js';
+
+/** RFC 6750 b64token. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+export function unauthenticated(reason: string, message: string, cause?: unknown): GatewayError {
+  return new GatewayError('GW_UNAUTHENTICATED', message, {
+    reason,
+    bearerError: reason === 'token_missing' ? undefined : 'invalid_token',
+    cause,
+  } as ConstructorParameters<typeof GatewayError>[2]);
+}
+
+/** The bearer token of a request, or a 401 GatewayError. */
+export function bearerToken(header: string | undefined): string {
+  if (header === undefined) throw unauthenticated('token_missing', 'no Authorization header');
+  const sp = header.indexOf(' ');
+  if (sp === -1 || header.slice(0, sp).toLowerCase() !== 'bearer') throw unauthenticated('token_malformed', 'Authorization scheme is not Bearer');
+  const token = header.slice(sp + 1).trim();
+  if (!token) throw unauthenticated('token_malformed', 'empty bearer token');
+  if (!B64TOKEN.test(token)) throw unauthenticated('token_malformed', 'bearer token has characters outside RFC 6750 b64token');
+  return token;
+}
+
+function accept(ctx: RequestContext, out: AuthOutcome): boolean {
+  if (out === NOT_RESPONSIBLE) return false;
+  ctx.principal = out;
+  return true;
+}
+
+async function continueAsync(ctx: RequestContext, token: string, list: readonly Authenticator[], i: number, first: Promise<AuthOutcome>): Promise<void> {
+  if (accept(ctx, await first)) return;
+  for (let j = i + 1; j < list.length; j++) if (accept(ctx, await (list[j] as Authenticator).authenticate(token, ctx))) return;
+  throw unauthenticated('token_malformed', 'no authenticator recognizes this token');
+}
+
+export function authenticateStage(ctx: RequestContext): void | Promise<void> {
+  const token = bearerToken(ctx.req.headers.authorization);
+  const list = ctx.route?.authenticators ?? [];
+  for (let i = 0; i < list.length; i++) {
+    const out = (list[i] as Authenticator).authenticate(token, ctx);
+    if (out instanceof Promise) return continueAsync(ctx, token, list, i, out);
+    if (accept(ctx, out)) return;
+  }
+  throw unauthenticated('token_malformed', 'no authenticator recognizes this token');
+}

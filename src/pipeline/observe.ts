@@ -1,0 +1,61 @@
+/**
+ * Runs once when a request ends (response finished, or connection closed):
+ * settles the decision and status, then hands the context to every
+ * observer (log, audit, metrics). Never throws.
+ */
+import type { Logger } from 'pino';
+import type { RequestContext } from './context.js';
+
+export type Observer = (ctx: RequestContext) => void;
+
+/** nginx's convention for "the client closed the connection before a response". */
+export const CLIENT_CLOSED = 499;
+
+export function settle(ctx: RequestContext): void {
+  const res = ctx.res;
+  if (res && ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
+  if (res && !res.writableFinished && ctx.reason === undefined) ctx.reason = 'client_aborted';
+  if (ctx.decision === undefined) {
+    if (ctx.status === CLIENT_CLOSED) ctx.decision = 'error';
+    else ctx.decision = ctx.route ? 'allow' : 'deny';
+  }
+  ctx.reason ??= ctx.decision === 'allow' ? (ctx.route?.public ? 'public' : 'granted') : 'unknown';
+}
+
+export function observe(ctx: RequestContext, observers: readonly Observer[], log: Logger): void {
+  if (ctx.observed) return;
+  ctx.observed = true;
+  try {
+    settle(ctx);
+  } catch (err) {
+    log.error({ err }, 'cannot settle request outcome');
+  }
+  for (const o of observers) {
+    try {
+      o(ctx);
+    } catch (err) {
+      log.error({ err, request_id: ctx.id }, 'request observer failed');
+    }
+  }
+}
+
+/** The per-request log line (info), without query string or any credential. */
+export function requestLogger(log: Logger): Observer {
+  return (ctx) => {
+    const line = {
+      request_id: ctx.id,
+      method: ctx.method,
+      path: ctx.path || undefined,
+      route: ctx.route?.name,
+      status: ctx.status,
+      decision: ctx.decision,
+      reason: ctx.reason,
+      principal: ctx.principal ? `${ctx.principal.kind}:${ctx.principal.subject}` : undefined,
+      upstream: ctx.upstream,
+      duration_ms: Math.round(ctx.elapsedMs() * 1000) / 1000,
+      client_ip: ctx.clientIp,
+    };
+    if (ctx.status >= 500 && ctx.error) log.warn({ ...line, err: ctx.error }, 'request failed');
+    else log.info(line, 'request');
+  };
+}

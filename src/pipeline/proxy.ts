@@ -1,0 +1,170 @@
+/**
+ * The only place that talks to upstreams: streams the request to the route's
+ * upstream through its undici pool and the response back, with backpressure
+ * both ways. Upstream faults become 502/504 GatewayErrors while nothing has
+ * been sent to the client; after that, the client connection is cut.
+ */
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { GatewayError } from '../errors.js';
+import { stripPrefix } from '../routing/router.js';
+import type { Upstream } from '../upstream/upstream.js';
+import type { RequestContext } from './context.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './transform.js';
+
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Maps an undici failure to the client-facing error; records the kind for metrics. */
+export function upstreamFailure(ctx: RequestContext, err: unknown, upstream: Upstream): GatewayError {
+  if (err instanceof GatewayError) {
+    if (err.code === 'GW_UPSTREAM_TIMEOUT') ctx.upstreamError = 'timeout';
+    else if (err.code === 'GW_UPSTREAM_CREDENTIALS') ctx.upstreamError ??= 'credentials';
+    return err;
+  }
+  const code = (err as { code?: string } | undefined)?.code ?? '';
+  if (TIMEOUT_ERRORS.has(code)) {
+    ctx.upstreamError = 'timeout';
+    return new GatewayError('GW_UPSTREAM_TIMEOUT', `upstream "${upstream.name}" timed out`, { reason: 'upstream_timeout', cause: err });
+  }
+  ctx.upstreamError = CONNECT_ERRORS.has(code) ? 'connect' : 'reset';
+  return new GatewayError('GW_UPSTREAM_UNAVAILABLE', `upstream "${upstream.name}" failed: ${code || (err as Error)?.message}`, {
+    reason: ctx.upstreamError === 'connect' ? 'upstream_unreachable' : 'upstream_reset',
+    cause: err,
+  });
+}
+
+/** Path as the upstream sees it: base path + normalized path (strip_prefix applied) + query. */
+export function upstreamPath(ctx: RequestContext, upstream: Upstream): string {
+  const path = stripPrefix(ctx.path, ctx.route?.stripPrefix);
+  return (upstream.basePath && path === '/' ? upstream.basePath || '/' : upstream.basePath + path) + ctx.query;
+}
+
+function hasBody(ctx: RequestContext): boolean {
+  const h = ctx.req.headers;
+  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+}
+
+/** Streams a request body, refusing it once it exceeds max_body (for bodies without Content-Length). */
+async function* limitedBody(ctx: RequestContext, max: number): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > max) throw new GatewayError('GW_PAYLOAD_TOO_LARGE', 'streamed body exceeds max_body', { reason: 'body_too_large' });
+    yield chunk;
+  }
+}
+
+export interface ForwardOptions {
+  /** A buffered body (used for credential retries); otherwise the request streams. */
+  body?: Buffer | undefined;
+  /** Extra header pairs, e.g. upstream credentials. */
+  extraHeaders?: string[] | undefined;
+  /** Called with the status before anything is written; returning true suppresses the response (for a retry). */
+  intercept?: ((status: number) => boolean) | undefined;
+}
+
+/** Forwards the request; resolves when the response has been fully relayed (or intercepted). */
+export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOptions = {}): Promise<'done' | 'intercepted'> {
+  const res = ctx.res;
+  if (!res) return Promise.reject(new Error('forward() needs a response'));
+  ctx.upstream = upstream.name;
+  const headers = upstreamRequestHeaders(ctx, false);
+  if (opts.extraHeaders) headers.push(...opts.extraHeaders);
+  let body: Buffer | Readable | null = null;
+  if (opts.body !== undefined) {
+    body = opts.body;
+  } else if (hasBody(ctx)) {
+    if (ctx.expectContinue) {
+      ctx.expectContinue = false;
+      res.writeContinue();
+    }
+    body = ctx.req.headers['content-length'] !== undefined ? ctx.req : Readable.from(limitedBody(ctx, ctx.runtime.limits.maxBody), { objectMode: false });
+  }
+  const started = process.hrtime.bigint();
+
+  return new Promise((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    let intercepted = false;
+    let timedOut = false;
+    const finish = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      res.off('close', onClientClose);
+      ctx.upstreamMs = Number(process.hrtime.bigint() - started) / 1e6;
+      if (err === undefined) return resolve(intercepted ? 'intercepted' : 'done');
+      if (timedOut) err = new GatewayError('GW_UPSTREAM_TIMEOUT', `upstream "${upstream.name}" timed out after ${upstream.timeoutMs} ms`, { reason: 'upstream_timeout' });
+      const gerr = err instanceof GatewayError && err.code === 'GW_PAYLOAD_TOO_LARGE' ? err : upstreamFailure(ctx, err, upstream);
+      if (res.headersSent) {
+        // Too late for an error response: cut the client connection so that it sees a truncated body.
+        ctx.decision = 'error';
+        ctx.reason = gerr.reason;
+        ctx.error = gerr;
+        res.destroy();
+        return resolve('done');
+      }
+      reject(gerr);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller?.abort(new Error('upstream timeout'));
+    }, upstream.timeoutMs);
+    const onClientClose = () => {
+      if (!res.writableFinished) {
+        ctx.reason ??= 'client_aborted';
+        controller?.abort(new Error('client went away'));
+      }
+    };
+    res.on('close', onClientClose);
+
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (timedOut) c.abort(new Error('upstream timeout'));
+      },
+      onResponseStart(c, statusCode, rheaders) {
+        if (opts.intercept?.(statusCode)) {
+          intercepted = true;
+          c.abort(new Error('intercepted'));
+          return;
+        }
+        ctx.status = statusCode;
+        res.writeHead(statusCode, clientResponseHeaders(ctx, rheaders));
+      },
+      onResponseData(c, chunk) {
+        if (!res.write(chunk)) {
+          c.pause();
+          res.once('drain', () => c.resume());
+        }
+      },
+      onResponseEnd() {
+        res.end();
+        finish();
+      },
+      onResponseError(_c, err) {
+        finish(intercepted ? undefined : err);
+      },
+    };
+    try {
+      upstream.pool.dispatch(
+        { path: upstreamPath(ctx, upstream), method: ctx.method, headers, body, idempotent: false, blocking: false },
+        handler,
+      );
+    } catch (err) {
+      finish(err);
+    }
+  });
+}
+
+/** The terminal stage of a proxied route. */
+export async function proxyStage(ctx: RequestContext): Promise<void> {
+  const upstream = ctx.route?.upstream as Upstream;
+  const creds = upstream.credentials;
+  if (!creds) {
+    await forward(ctx, upstream);
+    return;
+  }
+  await forward(ctx, upstream, { extraHeaders: await creds.headers() });
+}

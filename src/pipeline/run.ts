@@ -1,0 +1,99 @@
+/**
+ * The request handler: checks → route match → the route's stages, with one
+ * catch that turns any failure into a problem+json answer. `observe` runs
+ * once, when the response ends or the connection closes.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Runtime } from '../config/compile.js';
+import { GatewayError, toProblem } from '../errors.js';
+import { RequestContext, type Decision } from './context.js';
+import { observe, type Observer } from './observe.js';
+import { checkRequest } from './request-checks.js';
+
+export interface PipelineHost {
+  /** The configuration snapshot in force: captured once per request. */
+  readonly runtime: Runtime;
+  readonly observers: readonly Observer[];
+  readonly log: Logger;
+  /** True while shutting down: responses ask the client to close. */
+  readonly draining: boolean;
+  /** Called when a request starts and when it ends (in-flight accounting). */
+  track(delta: 1 | -1): void;
+  /** Optional gate in front of every request, e.g. audit.required when the audit log fails. */
+  gate?(ctx: RequestContext): void;
+}
+
+export function matchRoute(ctx: RequestContext): void {
+  const routes = ctx.runtime.routes;
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i]!;
+    if (r.matchHost !== undefined && !r.matchHost(ctx.host)) continue;
+    if (r.methods !== undefined && !r.methods.has(ctx.method)) continue;
+    if (!r.matchPath(ctx.path)) continue;
+    ctx.route = r;
+    return;
+  }
+  throw new GatewayError('GW_ROUTE_NOT_FOUND', `no route for ${ctx.method} ${ctx.host}${ctx.path}`, { reason: 'no_route' });
+}
+
+export function decisionFor(err: GatewayError): Decision {
+  return err.status >= 500 ? 'error' : 'deny';
+}
+
+/** Records a failure on the context and answers it, unless a response is already under way. */
+export function fail(ctx: RequestContext, err: unknown, log: Logger): void {
+  const gerr = err instanceof GatewayError ? err : new GatewayError('GW_INTERNAL', 'unexpected error', { cause: err });
+  ctx.decision ??= decisionFor(gerr);
+  ctx.reason ??= gerr.reason;
+  ctx.error = gerr;
+  if (gerr.code === 'GW_INTERNAL') log.error({ err: gerr.cause ?? gerr, request_id: ctx.id }, 'unexpected error in request pipeline');
+  const res = ctx.res;
+  if (!res) return;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const p = toProblem(gerr, ctx.id);
+  ctx.status = p.status;
+  p.headers['x-request-id'] = ctx.id;
+  // A refused request never reads its body: close rather than drain it.
+  const req = ctx.req;
+  if (!req.complete && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) p.headers.connection = 'close';
+  res.writeHead(p.status, p.headers);
+  res.end(ctx.method === 'HEAD' ? undefined : p.body);
+}
+
+async function runStages(ctx: RequestContext): Promise<void> {
+  const stages = ctx.route!.stages;
+  for (let i = 0; i < stages.length; i++) {
+    const r = stages[i]!(ctx);
+    if (r !== undefined) await r;
+  }
+}
+
+export function createRequestHandler(host: PipelineHost): (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void {
+  return (req, res, expectContinue = false) => {
+    const ctx = new RequestContext(host.runtime, req, res, req.socket);
+    ctx.expectContinue = expectContinue;
+    host.track(1);
+    res.once('close', () => {
+      host.track(-1);
+      observe(ctx, host.observers, host.log);
+    });
+    if (host.draining) res.setHeader('connection', 'close');
+    try {
+      host.gate?.(ctx);
+      checkRequest(ctx);
+      matchRoute(ctx);
+      runStages(ctx).then(
+        () => {
+          ctx.decision ??= 'allow';
+        },
+        (err: unknown) => fail(ctx, err, host.log),
+      );
+    } catch (err) {
+      fail(ctx, err, host.log);
+    }
+  };
+}

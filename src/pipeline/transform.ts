@@ -1,0 +1,105 @@
+/**
+ * Header rules (DESIGN.md §5, §10): what reaches the upstream, and what of
+ * the upstream's answer reaches the client. Names are compared
+ * case-insensitively with "_" and "." read as "-", so that `X_Gatehouse_Subject`
+ * is the same header as `X-Gatehouse-Subject` to any upstream framework.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from './context.js';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and their common non-standard kin. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** Never forwarded from a client: they would make the upstream see another method or URL. */
+const ALWAYS_DROPPED = new Set([
+  'x-original-url',
+  'x-rewrite-url',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  // Handled by the gateway itself (100-continue) or set by it.
+  'expect',
+  'host',
+  'x-request-id',
+]);
+
+/** Kept only from a trusted proxy; otherwise dropped (and X-Forwarded-* re-set). */
+const FORWARDING = new Set(['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-forwarded-port', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+
+/** Lower-case with "_" and "." as "-". */
+export function canonicalName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.includes('_') || lower.includes('.') ? lower.replace(/[_.]/g, '-') : lower;
+}
+
+/** Header names listed in Connection values, canonicalized. */
+export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const out = new Set<string>();
+  for (const v of Array.isArray(value) ? value : [value]) for (const t of v.split(',')) if (t.trim()) out.add(canonicalName(t.trim()));
+  return out;
+}
+
+/** The headers to send upstream, as a flat [name, value, …] list. */
+export function upstreamRequestHeaders(ctx: RequestContext, upgrade: boolean): string[] {
+  const { req, route } = ctx;
+  const raw = req.rawHeaders;
+  const listed = connectionTokens(req.headers.connection);
+  // The caller's Authorization never reaches an upstream that gets credentials of its own.
+  const keepAuth = route?.forwardAuthorization === true && route.upstream?.credentials === undefined;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const c = canonicalName(name);
+    if (HOP_BY_HOP.has(c) || ALWAYS_DROPPED.has(c)) continue;
+    if (c.startsWith('x-gatehouse-')) continue;
+    if (c === 'authorization' && !keepAuth) continue;
+    if (FORWARDING.has(c) && !(ctx.trustedPeer && (c === 'forwarded' || c === 'x-real-ip' || c === 'x-forwarded-prefix' || c === 'x-forwarded-port'))) continue;
+    if (listed?.has(c)) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  if (upgrade) out.push('connection', 'upgrade', 'upgrade', req.headers.upgrade ?? 'websocket');
+
+  const h = req.headers;
+  const xff = ctx.trustedPeer && typeof h['x-forwarded-for'] === 'string' ? `${h['x-forwarded-for']}, ${ctx.peerIp}` : ctx.peerIp;
+  out.push('x-forwarded-for', xff);
+  out.push('x-forwarded-proto', ctx.trustedPeer && typeof h['x-forwarded-proto'] === 'string' ? h['x-forwarded-proto'] : ctx.secure ? 'https' : 'http');
+  out.push('x-forwarded-host', ctx.trustedPeer && typeof h['x-forwarded-host'] === 'string' ? h['x-forwarded-host'] : (h.host ?? ''));
+  out.push('x-request-id', ctx.id);
+
+  const p = ctx.principal;
+  if (p && route && !route.public) {
+    out.push('x-gatehouse-subject', p.subject);
+    out.push('x-gatehouse-auth', p.kind);
+    out.push('x-gatehouse-roles', [...(ctx.roles ?? p.roles)].sort().join(','));
+    out.push('x-gatehouse-teams', [...p.teams.keys()].sort().join(','));
+    out.push('x-gatehouse-scopes', p.scopes.join(','));
+  }
+  return out;
+}
+
+/** The upstream's response headers minus hop-by-hop ones, plus X-Request-Id. */
+export function clientResponseHeaders(ctx: RequestContext, headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const listed = connectionTokens(headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    const c = canonicalName(name);
+    if (HOP_BY_HOP.has(c) || listed?.has(c)) continue;
+    out[name] = v;
+  }
+  out['x-request-id'] = ctx.id;
+  return out;
+}

@@ -1,0 +1,107 @@
+/**
+ * WebSocket upgrades: the same checks, route match, authentication and rules
+ * as any request, then the connection is handed to http-proxy. Upgraded
+ * connections close after `ws_idle_timeout` without traffic and are closed
+ * when the gateway shuts down.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import httpProxy from 'http-proxy';
+import { GatewayError, toProblem } from '../errors.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { RequestContext } from './context.js';
+import { observe } from './observe.js';
+import { upstreamFailure, upstreamPath } from './proxy.js';
+import { checkRequest } from './request-checks.js';
+import { decisionFor, matchRoute, type PipelineHost } from './run.js';
+import { upstreamRequestHeaders } from './transform.js';
+
+export interface UpgradeHandler {
+  handle(req: IncomingMessage, socket: Socket, head: Buffer): void;
+  /** Closes every upgraded connection (shutdown). */
+  closeAll(): void;
+}
+
+function reject(ctx: RequestContext, err: unknown): void {
+  const gerr = err instanceof GatewayError ? err : new GatewayError('GW_INTERNAL', 'unexpected error', { cause: err });
+  ctx.decision ??= decisionFor(gerr);
+  ctx.reason ??= gerr.reason;
+  ctx.error = gerr;
+  const p = toProblem(gerr, ctx.id);
+  ctx.status = p.status;
+  const socket = ctx.socket;
+  if (socket.writable) {
+    const head = [`HTTP/1.1 ${p.status} ${gerr.status === 401 ? 'Unauthorized' : 'Error'}`, 'connection: close', `x-request-id: ${ctx.id}`];
+    for (const [k, v] of Object.entries(p.headers)) head.push(`${k}: ${v}`);
+    socket.end(head.join('\r\n') + '\r\n\r\n' + p.body);
+  }
+  socket.destroySoon?.();
+}
+
+export function createUpgradeHandler(host: PipelineHost, idleTimeoutMs: () => number): UpgradeHandler {
+  const proxy = httpProxy.createProxyServer({ ws: true, xfwd: false, changeOrigin: true, prependPath: false, ignorePath: false });
+  const open = new Set<Socket>();
+  proxy.on('error', (err, req, target) => {
+    const ctx = (req as IncomingMessage & { gatehouse?: RequestContext }).gatehouse;
+    if (!ctx) return;
+    const upstream = ctx.route?.upstream as Upstream;
+    const socket = target as Socket;
+    if (ctx.status === 101) {
+      socket.destroy();
+      return;
+    }
+    reject(ctx, upstreamFailure(ctx, err, upstream));
+  });
+  proxy.on('open', (upstreamSocket: Socket) => {
+    upstreamSocket.setTimeout(idleTimeoutMs(), () => upstreamSocket.destroy());
+  });
+
+  return {
+    handle(req, socket, head) {
+      const ctx = new RequestContext(host.runtime, req, undefined, socket);
+      host.track(1);
+      socket.once('close', () => {
+        host.track(-1);
+        open.delete(socket);
+        if (ctx.status === 0) ctx.status = 499;
+        observe(ctx, host.observers, host.log);
+      });
+      socket.on('error', () => socket.destroy());
+      const go = async () => {
+        if (host.draining) throw new GatewayError('GW_SHUTTING_DOWN', 'draining', { reason: 'shutting_down' });
+        host.gate?.(ctx);
+        if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw new GatewayError('GW_BAD_REQUEST', 'only WebSocket upgrades are proxied', { reason: 'upgrade_refused' });
+        checkRequest(ctx);
+        matchRoute(ctx);
+        const route = ctx.route!;
+        for (const stage of route.guards) await stage(ctx);
+        if (!route.upstream) throw new GatewayError('GW_BAD_REQUEST', `route "${route.name}" does not proxy WebSockets`, { reason: 'upgrade_refused' });
+        const upstream = route.upstream;
+        const headers: Record<string, string> = {};
+        const pairs = upstreamRequestHeaders(ctx, true);
+        for (let i = 0; i < pairs.length; i += 2) {
+          const k = (pairs[i] as string).toLowerCase();
+          headers[k] = headers[k] === undefined ? (pairs[i + 1] as string) : `${headers[k]}, ${pairs[i + 1]}`;
+        }
+        if (upstream.credentials) {
+          const extra = await upstream.credentials.headers();
+          for (let i = 0; i < extra.length; i += 2) headers[(extra[i] as string).toLowerCase()] = extra[i + 1] as string;
+        }
+        req.headers = headers;
+        req.url = upstreamPath(ctx, upstream);
+        ctx.upstream = upstream.name;
+        ctx.decision = 'allow';
+        (req as IncomingMessage & { gatehouse?: RequestContext }).gatehouse = ctx;
+        ctx.status = 101;
+        open.add(socket);
+        socket.setTimeout(idleTimeoutMs(), () => socket.destroy());
+        proxy.ws(req, socket, head, { target: upstream.origin });
+      };
+      go().catch((err: unknown) => reject(ctx, err));
+    },
+    closeAll() {
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+  };
+}
