@@ -12,6 +12,7 @@ import { ConfigError, formatIssue, loadConfigFile } from './config/load.js';
 import { Resources } from './config/resources.js';
 import { toProblem, GatewayError } from './errors.js';
 import { createLogger } from './log.js';
+import { Metrics } from './metrics/metrics.js';
 import { RequestContext } from './pipeline/context.js';
 import { observe, requestLogger, type Observer } from './pipeline/observe.js';
 import { createRequestHandler, type PipelineHost } from './pipeline/run.js';
@@ -41,6 +42,7 @@ export class Gateway implements PipelineHost {
   readonly configFile: string;
   readonly log: Logger;
   readonly resources: Resources;
+  readonly metrics: Metrics;
   runtime: Runtime;
   draining = false;
   readonly observers: Observer[] = [];
@@ -59,8 +61,9 @@ export class Gateway implements PipelineHost {
   #closing: Promise<void> | undefined;
   #watching = false;
 
-  private constructor(configFile: string, log: Logger, runtime: Runtime, resources: Resources) {
+  private constructor(configFile: string, log: Logger, runtime: Runtime, resources: Resources, metrics: Metrics) {
     this.configFile = configFile;
+    this.metrics = metrics;
     this.log = log;
     this.runtime = runtime;
     this.resources = resources;
@@ -73,15 +76,16 @@ export class Gateway implements PipelineHost {
     const resources = new Resources((err, key) => log.warn({ err, resource: key }, 'resource did not close cleanly'));
     const { config, source } = loadConfigFile(configFile);
     const scope = resources.scope();
+    const metrics = new Metrics();
     let runtime: Runtime;
     try {
-      runtime = compile(config, source, { scope, log, mode: 'serve' });
+      runtime = compile(config, source, { scope, log, metrics, mode: 'serve' });
     } catch (err) {
       await resources.rollback(scope);
       throw err;
     }
     await resources.commit(scope);
-    const gw = new Gateway(configFile, log, runtime, resources);
+    const gw = new Gateway(configFile, log, runtime, resources, metrics);
     for (const w of runtime.warnings) log.warn({ config: formatIssue(w) }, 'configuration warning');
     gw.observers.push(requestLogger(log));
     try {
@@ -214,7 +218,7 @@ export class Gateway implements PipelineHost {
     let result: ReloadResult;
     try {
       const { config, source } = loadConfigFile(this.configFile);
-      const next = compile(config, source, { scope, log: this.log, mode: 'serve' });
+      const next = compile(config, source, { scope, log: this.log, metrics: this.metrics, mode: 'serve' });
       const prev = this.runtime;
       this.runtime = next;
       await this.resources.commit(scope);

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ConfigSource } from '../config/load.js';
 import type { ResourceScope } from '../config/resources.js';
 import type { Config } from '../config/schema.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Authenticator } from './authenticator.js';
 
 export interface AuthnDeps {
@@ -14,6 +15,7 @@ export interface AuthnDeps {
   source: ConfigSource;
   scope: ResourceScope;
   log: Logger;
+  metrics: Metrics;
   /** `check` and `explain` compile without starting background work. */
   mode: 'serve' | 'offline';
 }

@@ -4,6 +4,7 @@ import { compile } from '../config/compile.js';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.js';
 import { Resources } from '../config/resources.js';
 import { createLogger } from '../log.js';
+import { Metrics } from '../metrics/metrics.js';
 import { configPath, EXIT_OK, EXIT_REFUSED, parse, type CliIo } from './args.js';
 
 export async function checkCommand(args: string[], io: CliIo): Promise<number> {
@@ -13,7 +14,7 @@ export async function checkCommand(args: string[], io: CliIo): Promise<number> {
   const scope = resources.scope();
   try {
     const { config, source } = loadConfigFile(file, io.env);
-    const rt = compile(config, source, { scope, log: createLogger({ level: 'silent' }), mode: 'offline' });
+    const rt = compile(config, source, { scope, log: createLogger({ level: 'silent' }), metrics: new Metrics({ defaults: false }), mode: 'offline' });
     for (const w of rt.warnings) io.err(`warning: ${formatIssue(w)}`);
     if (!values.quiet) io.out(`${file}: OK (${rt.routes.length} routes, ${rt.upstreams.size} upstreams, ${rt.authenticators.size} authenticators)`);
     return EXIT_OK;

@@ -17,6 +17,7 @@ import { buildCredentials } from '../upstream/credentials.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ConfigError, type ConfigIssue, type ConfigSource } from './load.js';
 import type { ResourceScope } from './resources.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Config, RouteConfig } from './schema.js';
 
 export type Stage = (ctx: RequestContext) => void | Promise<void>;
@@ -69,6 +70,7 @@ export interface Runtime {
 export interface CompileDeps {
   scope: ResourceScope;
   log: Logger;
+  metrics: Metrics;
   mode: 'serve' | 'offline';
 }
 
@@ -111,7 +113,7 @@ export function compile(config: Config, source: ConfigSource, deps: CompileDeps)
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     try {
       const up = deps.scope.acquire(`upstream:${name}`, JSON.stringify(cfg), () => new Upstream(name, cfg), (u) => u.close());
-      if (cfg.credentials && !up.credentials) up.credentials = buildCredentials(name, cfg.credentials, { baseDir: source.baseDir, log: deps.log, mode: deps.mode });
+      if (cfg.credentials && !up.credentials) up.credentials = buildCredentials(name, cfg.credentials, { baseDir: source.baseDir, log: deps.log, metrics: deps.metrics, mode: deps.mode });
       upstreams.set(name, up);
     } catch (err) {
       issues.push(source.issue(['upstreams', name, 'credentials'], (err as Error).message));
@@ -120,7 +122,7 @@ export function compile(config: Config, source: ConfigSource, deps: CompileDeps)
 
   let authenticators = new Map<string, Authenticator>();
   try {
-    authenticators = buildAuthenticators({ config, source, scope: deps.scope, log: deps.log, mode: deps.mode });
+    authenticators = buildAuthenticators({ config, source, scope: deps.scope, log: deps.log, metrics: deps.metrics, mode: deps.mode });
   } catch (err) {
     if (err instanceof ConfigError) issues.push(...err.issues);
     else issues.push(source.issue([], (err as Error).message));

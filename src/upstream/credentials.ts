@@ -5,11 +5,13 @@
 import type { Logger } from 'pino';
 import type { CredentialsConfig } from '../config/schema.js';
 import { resolveSecret } from '../config/secret.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { UpstreamCredentials } from './upstream.js';
 
 export interface CredentialDeps {
   baseDir: string;
   log: Logger;
+  metrics: Metrics;
   mode: 'serve' | 'offline';
 }
 
