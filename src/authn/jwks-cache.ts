@@ -86,6 +86,8 @@ export class JwksCache {
   #inflight: Promise<void> | undefined;
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** A refetch asked for during the cooldown, run when it ends (at most one pending). */
+  #deferred: NodeJS.Timeout | undefined;
   #abort = new AbortController();
   #closed = false;
   #jwksUri: string | undefined;
@@ -122,11 +124,30 @@ export class JwksCache {
     const first = this.#find(alg, kid);
     if (first && 'found' in first) return first;
     if (this.#inflight) await this.#inflight;
-    else if (this.#now() - this.#lastOnDemand >= this.#cfg.jwks_cooldown && !this.#closed) {
-      this.#lastOnDemand = this.#now();
-      await this.#refresh(first ? 'kid_unknown' : 'unavailable');
+    else if (this.#closed) return first ?? { unavailable: true };
+    else {
+      const wait = this.#lastOnDemand + this.#cfg.jwks_cooldown - this.#now();
+      if (wait <= 0) {
+        this.#lastOnDemand = this.#now();
+        await this.#refresh(first ? 'kid_unknown' : 'unavailable');
+      } else {
+        // Within the cooldown: this token is refused, but one fetch is due when it ends, so that
+        // a key rotated in the meantime works on its next use without waiting for jwks_refresh.
+        this.#deferRefetch(wait);
+      }
     }
     return this.#find(alg, kid) ?? { unavailable: true };
+  }
+
+  #deferRefetch(wait: number): void {
+    if (this.#deferred) return;
+    this.#deferred = setTimeout(() => {
+      this.#deferred = undefined;
+      if (this.#closed || this.#inflight) return;
+      this.#lastOnDemand = this.#now();
+      void this.#refresh('kid_unknown_deferred');
+    }, wait);
+    this.#deferred.unref();
   }
 
   /** Synchronous lookup in the current key set; undefined when no usable key set. */
@@ -291,6 +312,7 @@ export class JwksCache {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#deferred);
     this.#timer = undefined;
     this.#abort.abort();
   }

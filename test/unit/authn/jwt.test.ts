@@ -196,6 +196,19 @@ t.test('keys: a rotated key is accepted on first use; a burst of unknown kids co
   t.comment(`JWKS fetches for 1000 unknown kids after a rotation: ${f.state.jwks.fetches - 2}`);
 });
 
+t.test('keys: a kid unknown during the cooldown is fetched when the cooldown ends', async (t) => {
+  const f = await fixture(t, { jwks_cooldown: '300ms' });
+  const stranger = await makeKey('ES256', 'x');
+  t.equal(await reasonOf(f.auth, await sign(stranger, good)), '401 jwt_kid_unknown', 'first miss refetches (nothing new)');
+  const rotated = await makeKey('ES256', 'ec-new');
+  f.idp.keys.push(rotated.publicJwk);
+  const token = await sign(rotated, good);
+  t.equal(await reasonOf(f.auth, token), '401 jwt_kid_unknown', 'within the cooldown: refused, refetch deferred');
+  t.equal(f.state.jwks.fetches, 2);
+  await until(() => f.state.jwks.fetches === 3);
+  t.equal(await reasonOf(f.auth, token), 'accepted', 'accepted after the deferred refetch');
+});
+
 t.test('keys: a burst of unknown kids right after start causes a single fetch (single flight)', async (t) => {
   const f = await fixture(t);
   const stranger = await makeKey('ES256', 'x');
