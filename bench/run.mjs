@@ -16,13 +16,14 @@
 //   BENCH_NO_INSTALL=1       do not apt-get install wrk/nginx when missing
 //   BENCH_LOG_LEVEL=info     Gatehouse log level (default as shipped: info)
 //   BENCH_KEEP_TMP=1         keep the temporary directory (configs, logs)
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+//   BENCH_CPU_PROF=1         Gatehouse runs with --cpu-prof; profiles in bench/results/profiles/
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CPUS, ensureTools, freePort, GW_CPU, LOAD_CPU, logTail, PIN, pinned, setWorkDir, sleep, startChild, stopAll, version, waitUp, which, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -35,179 +36,6 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
 const PATH = '/bench/hello';
-
-// ---------------------------------------------------------------- processes
-
-/** Every child we started, so that all of them go away on any exit path. */
-const children = new Set();
-let tmp;
-
-function startChild(name, cmd, args, { cwd = ROOT, extraEnv = {} } = {}) {
-  const logFile = join(tmp, `${name}.log`);
-  const fd = openSync(logFile, 'a');
-  const child = spawn(cmd, args, { cwd, env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  child.benchName = name;
-  child.logFile = logFile;
-  children.add(child);
-  child.on('exit', (code, signal) => {
-    children.delete(child);
-    child.exited = { code, signal };
-  });
-  return child;
-}
-
-function logTail(child, lines = 15) {
-  try {
-    return readFileSync(child.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-async function stopAll() {
-  const list = [...children];
-  for (const c of list) c.kill('SIGTERM');
-  const deadline = Date.now() + 3000;
-  while (children.size > 0 && Date.now() < deadline) await sleep(50);
-  for (const c of children) c.kill('SIGKILL');
-}
-
-// Last resort: synchronous kill on any exit, including an uncaught error.
-process.on('exit', () => {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {}
-  }
-  if (tmp && env.BENCH_KEEP_TMP !== '1') rmSync(tmp, { recursive: true, force: true });
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    console.error(`\nbench: ${sig}: stopping every child process`);
-    void stopAll().finally(() => process.exit(130));
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** One GET; resolves with the status (or rejects on a connection error). */
-function probe(url, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers, agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('timeout', () => req.destroy(new Error('probe timed out')));
-    req.on('error', reject);
-  });
-}
-
-/** Polls until the URL answers; returns the status. Fails if the child died. */
-async function waitUp(url, headers, child, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    if (child?.exited) throw new Error(`${child.benchName} exited (${JSON.stringify(child.exited)}):\n${logTail(child)}`);
-    try {
-      return await probe(url, headers);
-    } catch (err) {
-      last = err;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms (${last?.message})${child ? `:\n${logTail(child)}` : ''}`);
-}
-
-function pinned(cpu, cmd, args) {
-  return PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
-}
-
-// ---------------------------------------------------------------- tools
-
-function which(bin) {
-  const r = spawnSync('sh', ['-c', `command -v ${bin} || ls /usr/sbin/${bin} 2>/dev/null`], { encoding: 'utf8' });
-  return r.stdout.trim().split('\n')[0] || undefined;
-}
-
-function ensureTools() {
-  const missing = [['wrk', 'wrk'], ['nginx', 'nginx']].filter(([bin]) => !which(bin));
-  if (missing.length === 0) return;
-  const pkgs = missing.map(([, p]) => p);
-  if (env.BENCH_NO_INSTALL === '1') throw new Error(`missing ${pkgs.join(', ')} (BENCH_NO_INSTALL=1): apt-get install -y ${pkgs.join(' ')}`);
-  console.log(`installing ${pkgs.join(', ')} with apt-get…`);
-  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
-  const run = (args) => {
-    const [cmd, ...rest] = [...sudo, ...args];
-    const r = spawnSync(cmd, rest, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (r.status !== 0) throw new Error(`${args.join(' ')} failed (exit ${r.status})`);
-  };
-  run(['apt-get', 'update']);
-  run(['apt-get', 'install', '-y', ...pkgs]);
-  // Debian starts the packaged nginx service on port 80; the benchmark runs its own.
-  if (pkgs.includes('nginx')) spawnSync('sh', ['-c', 'service nginx stop || systemctl stop nginx || true'], { stdio: 'ignore' });
-}
-
-function version(cmd, args, re) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  const m = re.exec(`${r.stdout}${r.stderr}`);
-  return m ? m[1] : 'unknown';
-}
-
-// ---------------------------------------------------------------- wrk
-
-const UNIT = { us: 1e-3, ms: 1, s: 1e3, m: 60e3 };
-
-export function parseWrk(out) {
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  if (!rps) throw new Error(`cannot read wrk output:\n${out}`);
-  const lat = {};
-  for (const m of out.matchAll(/^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$/gm)) lat[m[1]] = Number(m[2]) * UNIT[m[3]];
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-  return {
-    rps: Number(rps[1]),
-    p50: lat['50'],
-    p75: lat['75'],
-    p90: lat['90'],
-    p99: lat['99'],
-    requests,
-    non2xx,
-    socketErrors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
-  };
-}
-
-function wrk(target, seconds) {
-  const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
-  for (const h of target.headers ?? []) args.push('-H', h);
-  args.push(target.url);
-  const [cmd, a] = pinned(LOAD_CPU, 'wrk', args);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('exit', (code) => {
-      children.delete(child);
-      if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out}`));
-      try {
-        resolve(parseWrk(out));
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
-}
 
 // ---------------------------------------------------------------- servers
 
@@ -295,20 +123,111 @@ routes:
     match: { path: /bench/** }
     upstream: up
 ${route}audit:
-  file: ${audit ?? './audit.log'}
+  file: ${audit}
 `;
 }
 
 const GATEHOUSE_BIN = join(ROOT, 'dist', 'cli', 'bin.js');
 
-async function startGatehouse(name, yaml, headers = []) {
+// ---------------------------------------------------------------- JWT issuer
+
+const ISSUER = 'https://idp.bench.invalid/realms/bench';
+let jwks;
+
+/** A local JWKS endpoint (in this process: it is fetched at start only) and an ES256 token for wrk. */
+async function startJwks() {
+  if (jwks) return jwks;
+  const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' };
+  const body = JSON.stringify({ keys: [jwk] });
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.unref();
+  const token = await new SignJWT({ scope: 'bench.read profile' })
+    .setProtectedHeader({ alg: 'ES256', kid: 'bench-1', typ: 'JWT' })
+    .setIssuer(ISSUER)
+    .setAudience('bench')
+    .setSubject('bench-client')
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey);
+  jwks = { uri: `http://127.0.0.1:${server.address().port}/jwks.json`, token };
+  return jwks;
+}
+
+const FEATURE = { public: 'Gatehouse', sa: 'service accounts', jwt: 'JWT' };
+const firstLine = (s) => String(s ?? '').trim().split('\n').find(Boolean) ?? '';
+
+/**
+ * One Gatehouse scenario. Audit and metrics are always on in Gatehouse; the
+ * plain scenarios send the audit log to stdout and stdout to /dev/null (no
+ * disk I/O, no admin listener), the production ones (`prod`) write the
+ * audit log and the operator log to files and serve /metrics.
+ */
+async function gatehouseScenario(name, { auth, prod = false }) {
+  const port = await freePort();
+  const admin = prod ? await freePort() : undefined;
   const dir = join(tmp, name);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, yaml(dir));
-  const [cmd, args] = pinned(GW_CPU, process.execPath, [GATEHOUSE_BIN, 'start', '-c', file]);
-  const child = startChild(name, cmd, args, { cwd: dir, extraEnv: { GATEHOUSE_LOG_LEVEL: LOG_LEVEL, NODE_ENV: 'production' } });
-  return { child, dir, file };
+  const headers = [];
+  let route = '    public: true\n';
+  let issuers = '';
+  if (auth === 'sa') route = '    auth: [service_account]\n    allow:\n      - roles: [viewer]\n';
+  if (auth === 'jwt') {
+    const { uri, token } = await startJwks();
+    issuers = `issuers:\n  local:\n    issuer: ${ISSUER}\n    jwks_uri: ${uri}\n    audience: bench\n    algorithms: [ES256]\n`;
+    route = '    auth: [local]\n    allow:\n      - scopes: [bench.read]\n';
+    headers.push(`Authorization: Bearer ${token}`);
+  }
+  writeFileSync(file, gatewayYaml({ port, route, issuers, admin, audit: prod ? './audit.log' : '"-"' }));
+  const feature = FEATURE[auth];
+  if (auth === 'sa') {
+    const r = spawnSync(process.execPath, [GATEHOUSE_BIN, 'accounts', 'create', 'bench', '--role', 'viewer', '-c', file], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    const token = r.status === 0 ? firstLine(r.stdout.split('\n').reverse().join('\n')) : '';
+    if (!token) return { skip: `${feature} not available (accounts create: ${firstLine(r.stderr) || firstLine(r.stdout) || `exit ${r.status}`})` };
+    headers.push(`Authorization: Bearer ${token}`);
+  }
+  // BENCH_CPU_PROF=1: each Gatehouse writes a V8 CPU profile on exit (see bench/profile-summary.mjs).
+  const prof = env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', '--cpu-prof-dir', join(BENCH, 'results', 'profiles', name)] : [];
+  const [cmd, args] = pinned(GW_CPU, process.execPath, [...prof, GATEHOUSE_BIN, 'start', '-c', file]);
+  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: !prod, extraEnv: { GATEHOUSE_LOG_LEVEL: LOG_LEVEL, NODE_ENV: 'production' } });
+  const url = `http://127.0.0.1:${port}${PATH}`;
+  const probeHeaders = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
+  let status;
+  try {
+    status = await waitUp(url, probeHeaders, child);
+    // An issuer whose JWKS is not fetched yet answers 503 for a moment.
+    for (let i = 0; status === 503 && i < 50; i++) status = await sleep(100).then(() => waitUp(url, probeHeaders, child));
+  } catch (err) {
+    if (auth === 'public') throw err;
+    return { skip: `${feature} not available (the gateway did not start: ${firstLine(logTailOf(err))})` };
+  }
+  if (status !== 200) {
+    if (auth === 'public') throw new Error(`Gatehouse answered ${status}:\n${logTail(child)}`);
+    return { skip: `${feature} not available (probe answered ${status})` };
+  }
+  if (prod) {
+    const metrics = await fetch(`http://127.0.0.1:${admin}/metrics`).then((r) => (r.ok ? r.text() : ''), () => '');
+    if (!/^gatehouse_requests_total\{/m.test(metrics)) return { skip: 'metrics not available (no gatehouse_requests_total on /metrics)' };
+    let audited = false;
+    for (let i = 0; i < 40 && !audited; i++) {
+      await sleep(100);
+      audited = existsSync(join(dir, 'audit.log')) && /"request_id"/.test(readFileSync(join(dir, 'audit.log'), 'utf8'));
+    }
+    if (!audited) return { skip: 'audit not available (no request record in audit.log)' };
+  }
+  return { url, headers };
+}
+
+/** The last lines of a child log quoted in a waitUp error: the reason a gateway refused to start. */
+function logTailOf(err) {
+  const lines = String(err.message).split('\n').slice(1).filter((l) => !/^\s*\{/.test(l) || /"level":"(error|fatal)"/.test(l));
+  return lines.join('\n') || err.message;
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -322,19 +241,11 @@ const SCENARIOS = [
   { id: '2', key: 'nginx', title: 'nginx (1 worker, keep-alive)', setup: startNginx },
   { id: '3a', key: 'bare', title: 'bare undici proxy', setup: () => startNodeProxy('bare-proxy', 'bare-proxy.mjs') },
   { id: '3b', key: 'fastify', title: '@fastify/http-proxy', setup: () => startNodeProxy('fastify-proxy', 'fastify-proxy.mjs') },
-  {
-    id: '4',
-    key: 'gatehouse-public',
-    title: 'Gatehouse, public route',
-    setup: async () => {
-      const port = await freePort();
-      const { child } = await startGatehouse('gatehouse-public', () => gatewayYaml({ port, route: '    public: true\n' }));
-      const url = `http://127.0.0.1:${port}${PATH}`;
-      const status = await waitUp(url, {}, child);
-      if (status !== 200) throw new Error(`Gatehouse answered ${status}:\n${logTail(child)}`);
-      return { url };
-    },
-  },
+  { id: '4', key: 'gatehouse-public', title: 'Gatehouse, public route', setup: () => gatehouseScenario('gatehouse-public', { auth: 'public' }) },
+  { id: '5', key: 'gatehouse-sa', title: 'Gatehouse, service account + role', optional: true, setup: () => gatehouseScenario('gatehouse-sa', { auth: 'sa' }) },
+  { id: '6', key: 'gatehouse-jwt', title: 'Gatehouse, ES256 JWT + scope', optional: true, setup: () => gatehouseScenario('gatehouse-jwt', { auth: 'jwt' }) },
+  { id: '7a', key: 'gatehouse-prod-sa', title: 'production: 5 + audit + metrics', optional: true, setup: () => gatehouseScenario('gatehouse-prod-sa', { auth: 'sa', prod: true }) },
+  { id: '7b', key: 'gatehouse-prod-jwt', title: 'production: 6 + audit + metrics', optional: true, setup: () => gatehouseScenario('gatehouse-prod-jwt', { auth: 'jwt', prod: true }) },
 ];
 
 const REFERENCES = ['direct', 'nginx', 'bare'];
@@ -386,7 +297,7 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
 const ratio3 = (m, what) => REFERENCES.map((ref) => f2(m.ratios[ref]?.[what])).join(' ');
 
 function printTable(results, summary) {
-  const head = `${pad('scenario', 38)}${lpad('req/s', 9)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p50 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p99 ms', 8)}  ÷ dir  ngx  bare`;
+  const head = `${pad('scenario', 40)}${lpad('req/s', 9)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p50 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p99 ms', 8)}  ÷ dir  ngx  bare`;
   console.log('\n' + head);
   console.log('-'.repeat(head.length));
   for (const sc of SCENARIOS) {
@@ -394,23 +305,20 @@ function printTable(results, summary) {
     if (!r) continue;
     const label = `${sc.id}. ${sc.title}`;
     if (r.skip) {
-      console.log(`${pad(label, 38)}skipped: ${r.skip}`);
+      console.log(`${pad(label, 40)}skipped: ${r.skip}`);
       continue;
     }
     const m = summary[sc.key];
     const flag = m.clean ? '' : '  (errors: see JSON)';
     console.log(
-      `${pad(label, 38)}${lpad(Math.round(m.rps), 9)}  ${pad(ratio3(m, 'rps'), 16)}${lpad(m.p50.toFixed(2), 8)}  ${pad(ratio3(m, 'p50'), 16)}${lpad(m.p99.toFixed(2), 8)}  ${ratio3(m, 'p99')}${flag}`,
+      `${pad(label, 40)}${lpad(Math.round(m.rps), 9)}  ${pad(ratio3(m, 'rps'), 16)}${lpad(m.p50.toFixed(2), 8)}  ${pad(ratio3(m, 'p50'), 16)}${lpad(m.p99.toFixed(2), 8)}  ${ratio3(m, 'p99')}${flag}`,
     );
   }
 }
 
 // ---------------------------------------------------------------- main
 
-const CPUS = os.cpus().length;
-const PIN = CPUS >= 2 && env.BENCH_NO_PIN !== '1';
-const GW_CPU = 0;
-const LOAD_CPU = 1;
+let tmp;
 
 async function main() {
   const limitMs = (SCENARIOS.length * (ROUNDS * (DURATION + 2) + WARMUP + 30) + 300) * 1000;
@@ -426,6 +334,7 @@ async function main() {
   }
   if (!existsSync(GATEHOUSE_BIN)) throw new Error(`${GATEHOUSE_BIN} is missing: npm run build`);
   tmp = mkdtempSync(join(os.tmpdir(), 'gatehouse-bench-'));
+  setWorkDir(tmp);
 
   const meta = {
     started: new Date().toISOString(),
@@ -471,7 +380,7 @@ async function main() {
   if (WARMUP > 0) {
     process.stdout.write('  warming up:');
     for (const [sc, t] of targets) {
-      await wrk(t, WARMUP);
+      await wrk(t, WARMUP, CONNECTIONS);
       process.stdout.write(` ${sc.id}`);
     }
     process.stdout.write('\n');
@@ -479,7 +388,7 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     process.stdout.write(`  round ${round}/${ROUNDS}:`);
     for (const [sc, t] of targets) {
-      const r = await wrk(t, DURATION);
+      const r = await wrk(t, DURATION, CONNECTIONS);
       results[sc.key].rounds.push(r);
       process.stdout.write(` ${sc.id}=${Math.round(r.rps)}${r.non2xx || r.socketErrors ? `(!${r.non2xx} non-2xx, ${r.socketErrors} socket errors)` : ''}`);
     }
