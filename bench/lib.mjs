@@ -11,8 +11,8 @@ const env = process.env;
 export const CPUS = os.cpus().length;
 /** Pin only where there are two cores to split (and not when told otherwise). */
 export const PIN = CPUS >= 2 && env.BENCH_NO_PIN !== '1';
-export const GW_CPU = 0;
-export const LOAD_CPU = 1;
+export const GW_CPU = Number(env.BENCH_GATEWAY_CPU ?? 0);
+export const LOAD_CPU = Number(env.BENCH_LOAD_CPU ?? 1);
 
 let logDir;
 /** Where child logs go; removed on exit unless BENCH_KEEP_TMP=1. */
