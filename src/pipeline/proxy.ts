@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
 import { stripPrefix } from '../routing/router.js';
-import type { Upstream } from '../upstream/upstream.js';
+import type { Upstream, UpstreamCredentials } from '../upstream/upstream.js';
 import type { RequestContext } from './context.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './transform.js';
 
@@ -69,8 +69,8 @@ export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOp
   const res = ctx.res;
   if (!res) return Promise.reject(new Error('forward() needs a response'));
   ctx.upstream = upstream.name;
-  const headers = upstreamRequestHeaders(ctx, false);
-  if (opts.extraHeaders) headers.push(...opts.extraHeaders);
+  let headers = upstreamRequestHeaders(ctx, false);
+  if (opts.extraHeaders) headers = withCredentialHeaders(headers, opts.extraHeaders);
   let body: Buffer | Readable | null = null;
   if (opts.body !== undefined) {
     body = opts.body;
@@ -166,5 +166,86 @@ export async function proxyStage(ctx: RequestContext): Promise<void> {
     await forward(ctx, upstream);
     return;
   }
-  await forward(ctx, upstream, { extraHeaders: await creds.headers() });
+  await forwardWithCredentials(ctx, upstream, creds);
+}
+
+/**
+ * `headers` plus the credential pairs, dropping any header of the caller's
+ * with a credential's name (a caller must not smuggle its own X-Api-Key).
+ */
+function withCredentialHeaders(headers: string[], extra: string[]): string[] {
+  const names = new Set<string>();
+  for (let i = 0; i < extra.length; i += 2) names.add((extra[i] as string).toLowerCase());
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (!names.has((headers[i] as string).toLowerCase())) out.push(headers[i] as string, headers[i + 1] as string);
+  out.push(...extra);
+  return out;
+}
+
+async function credentialHeaders(ctx: RequestContext, upstream: Upstream, creds: UpstreamCredentials): Promise<string[]> {
+  try {
+    return await creds.headers();
+  } catch (err) {
+    ctx.upstream = upstream.name;
+    throw upstreamFailure(ctx, err, upstream);
+  }
+}
+
+/** Reads a body of known, small size into memory so that it can be sent twice. */
+async function bufferBody(ctx: RequestContext, length: number): Promise<Buffer> {
+  if (ctx.expectContinue) {
+    ctx.expectContinue = false;
+    ctx.res?.writeContinue();
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > length) break;
+    chunks.push(chunk);
+  }
+  if (n !== length) throw new GatewayError('GW_BAD_REQUEST', 'request body does not match its Content-Length', { reason: 'body_length_mismatch' });
+  return Buffer.concat(chunks, n);
+}
+
+/**
+ * Forwards with upstream credentials. When the upstream rejects them (a
+ * status in `retryOn`, 401 by default) the credentials are dropped and the
+ * request is sent once more with fresh ones — only when that is safe: no
+ * body, or a body of known size up to `retryBodyLimit`, buffered before the
+ * first attempt. A large or streamed body is not kept: its rejection passes
+ * through. A second rejection passes through too, as a credentials problem.
+ */
+async function forwardWithCredentials(ctx: RequestContext, upstream: Upstream, creds: UpstreamCredentials): Promise<void> {
+  const sent = await credentialHeaders(ctx, upstream, creds);
+  const retryOn = creds.retryOn;
+  if (!retryOn || retryOn.size === 0 || !creds.rejected) {
+    await forward(ctx, upstream, { extraHeaders: sent });
+    return;
+  }
+  let body: Buffer | undefined;
+  let replayable = true;
+  if (hasBody(ctx)) {
+    const cl = ctx.req.headers['content-length'];
+    const length = cl !== undefined && ctx.req.headers['transfer-encoding'] === undefined ? Number(cl) : NaN;
+    if (Number.isSafeInteger(length) && length <= (creds.retryBodyLimit ?? 0)) body = await bufferBody(ctx, length);
+    else replayable = false;
+  }
+  const onStatus = (headers: string[], last: boolean) => (status: number) => {
+    if (!retryOn.has(status)) {
+      creds.accepted?.(headers);
+      return false;
+    }
+    const retry = creds.rejected!(status, headers);
+    if (last || !retry || !replayable) {
+      // Passed to the client as it is (DESIGN §10), and recorded as a credentials problem.
+      ctx.upstreamError = 'credentials';
+      ctx.reason = 'upstream_credentials_rejected';
+      return false;
+    }
+    return true;
+  };
+  if ((await forward(ctx, upstream, { body, extraHeaders: sent, intercept: onStatus(sent, false) })) === 'done') return;
+  const fresh = await credentialHeaders(ctx, upstream, creds);
+  await forward(ctx, upstream, { body, extraHeaders: fresh, intercept: onStatus(fresh, true) });
 }

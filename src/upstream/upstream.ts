@@ -14,6 +14,8 @@ export interface UpstreamCredentials {
    * true when a retry with fresh credentials makes sense.
    */
   rejected?(status: number, sent: string[]): boolean;
+  /** The upstream answered a request made with `sent` with a status not in `retryOn`. */
+  accepted?(sent: string[]): void;
   /** Statuses that count as a rejection of the credentials. */
   readonly retryOn?: ReadonlySet<number>;
   /** Request bodies up to this size are kept in memory so that a rejected request can be retried. */
