@@ -307,3 +307,66 @@ t.test('token endpoint failures give 502 GW_UPSTREAM_CREDENTIALS, fast, with bac
     }
   });
 });
+
+t.test('static credentials: bearer, basic and headers replace whatever the caller sent', async (t) => {
+  const up = await startUpstream(t);
+  const { url, logs } = await startGateway(
+    t,
+    `
+server: { listen: 127.0.0.1:0, admin: 127.0.0.1:0 }
+upstreams:
+  bearer: { url: ${up.url}, credentials: { bearer: "static-bearer-secret" } }
+  basic: { url: ${up.url}, credentials: { basic: { username: svc, password: { file: pw.txt } } } }
+  keyed: { url: ${up.url}, credentials: { headers: { X-Api-Key: "static-api-key", X-Tenant: acme } } }
+routes:
+  - { name: bearer, match: { path: /bearer/** }, upstream: bearer, public: true, forward_authorization: true }
+  - { name: basic, match: { path: /basic/** }, upstream: basic, public: true }
+  - { name: keyed, match: { path: /keyed/** }, upstream: keyed, public: true }
+`,
+    { 'pw.txt': 'p@ss:word\n' },
+  );
+  const headers = { authorization: 'Bearer caller-token', 'x-api-key': 'caller-key' };
+  const bodies: string[] = [];
+  for (const p of ['bearer', 'basic', 'keyed']) {
+    const res = await fetch(`${url}/${p}/x`, { headers });
+    t.equal(res.status, 200, p);
+    bodies.push(await res.text(), JSON.stringify([...res.headers]));
+  }
+  const [b, ba, k] = up.requests;
+  t.same(b?.rawHeaders.filter((_, i, a) => i % 2 === 0 && /^authorization$/i.test(a[i] as string)).length, 1, 'one Authorization header');
+  t.equal(b?.headers.authorization, 'Bearer static-bearer-secret', 'the caller Authorization never reaches it, even with forward_authorization');
+  t.equal(ba?.headers.authorization, `Basic ${Buffer.from('svc:p@ss:word').toString('base64')}`);
+  t.equal(k?.headers['x-api-key'], 'static-api-key', 'the caller cannot smuggle its own key');
+  t.equal(k?.headers['x-tenant'], 'acme');
+  t.equal(k?.headers.authorization, undefined, 'nor its own Authorization');
+  const all = [...logs, ...bodies].join('\n');
+  for (const s of ['static-bearer-secret', 'p@ss:word', 'static-api-key']) t.notOk(all.includes(s), `${s} never reaches a log or the caller`);
+});
+
+t.test('an upstream with credentials still passes its own errors through when they are not rejections', async (t) => {
+  const ts = await startTokenServer(t, CLIENT);
+  const up = await startGuardedUpstream(t, ts, (_req, res) => {
+    res.writeHead(403, { 'content-type': 'text/plain' });
+    res.end('forbidden by upstream');
+  });
+  const { url } = await startGateway(t, config(up.url, ts), files);
+  const res = await fetch(`${url}/api/x`);
+  t.equal(res.status, 403, '403 is not in retry_on by default');
+  t.equal(await res.text(), 'forbidden by upstream');
+  t.equal(up.requests.length, 1);
+});
+
+t.test('retry_on: [401, 403] retries a 403 too', async (t) => {
+  const ts = await startTokenServer(t, CLIENT);
+  let n = 0;
+  const up = await startGuardedUpstream(t, ts, (_req, res) => {
+    res.writeHead(++n === 2 ? 403 : 200);
+    res.end(String(n));
+  });
+  const { url } = await startGateway(t, config(up.url, ts, '        retry_on: [401, 403]'), files);
+  t.equal((await fetch(`${url}/api/x`)).status, 200);
+  const res = await fetch(`${url}/api/x`);
+  t.equal(res.status, 200, 'the 403 was retried with a fresh token');
+  t.equal(await res.text(), '3');
+  t.equal(ts.requests.length, 2);
+});
