@@ -18,7 +18,7 @@ export interface TokenRequestSeen {
   at: number;
 }
 
-export type TokenMode = 'ok' | 'slow' | 'error500' | 'garbage' | 'hang' | 'bad_type';
+export type TokenMode = 'ok' | 'slow' | 'error500' | 'busy' | 'garbage' | 'hang' | 'bad_type';
 
 export interface TokenServer {
   url: string;
@@ -83,6 +83,10 @@ export async function startTokenServer(t: Tap, client: { id: string; secret: str
         if (ts.mode === 'error500') {
           res.writeHead(500, { 'content-type': 'text/plain' });
           return res.end('oops');
+        }
+        if (ts.mode === 'busy') {
+          res.writeHead(503, { 'retry-after': '3' });
+          return res.end();
         }
         if (ts.mode === 'garbage') {
           res.writeHead(200, { 'content-type': 'application/json' });
