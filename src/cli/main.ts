@@ -4,18 +4,21 @@
  */
 import { EXIT_USAGE, UsageError, defaultIo, type CliIo, type CommandHandler } from './args.js';
 import { checkCommand, startCommand } from './serve.js';
+import { upstreamCommand } from './upstream.js';
 
 const USAGE = `Usage: gatehouse <command> [-c gateway.yaml] [options]
 
 Commands:
   start                         run the gateway
   check                         validate the configuration (exit 1 with errors)
+  upstream test NAME [--path P] try an upstream's credentials: token request, then a GET
 
 Every command takes -c FILE (default ./gateway.yaml, or $GATEHOUSE_CONFIG).`;
 
 const COMMANDS: Record<string, CommandHandler> = {
   start: startCommand,
   check: checkCommand,
+  upstream: upstreamCommand,
 };
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
