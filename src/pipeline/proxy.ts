@@ -199,10 +199,15 @@ async function bufferBody(ctx: RequestContext, length: number): Promise<Buffer> 
   }
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > length) break;
-    chunks.push(chunk);
+  try {
+    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > length) break;
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    ctx.reason ??= 'client_aborted';
+    throw new GatewayError('GW_BAD_REQUEST', 'the client went away while sending its body', { reason: 'client_aborted', cause: err });
   }
   if (n !== length) throw new GatewayError('GW_BAD_REQUEST', 'request body does not match its Content-Length', { reason: 'body_length_mismatch' });
   return Buffer.concat(chunks, n);
@@ -246,6 +251,7 @@ async function forwardWithCredentials(ctx: RequestContext, upstream: Upstream, c
     return true;
   };
   if ((await forward(ctx, upstream, { body, extraHeaders: sent, intercept: onStatus(sent, false) })) === 'done') return;
+  if (ctx.res?.destroyed) return; // the client went away meanwhile: nothing to retry for
   const fresh = await credentialHeaders(ctx, upstream, creds);
   await forward(ctx, upstream, { body, extraHeaders: fresh, intercept: onStatus(fresh, true) });
 }
