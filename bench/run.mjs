@@ -23,7 +23,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CPUS, ensureTools, freePort, GW_CPU, LOAD_CPU, logTail, PIN, pinned, setWorkDir, sleep, startChild, stopAll, version, waitUp, which, wrk } from './lib.mjs';
+import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, stopAll, version, waitUp, which, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -56,7 +56,7 @@ async function startNodeProxy(name, script) {
   const url = `http://127.0.0.1:${port}${PATH}`;
   const status = await waitUp(url, {}, child);
   if (status !== 200) throw new Error(`${name} answered ${status}:\n${logTail(child)}`);
-  return { url };
+  return { url, pid: child.pid };
 }
 
 async function startNginx() {
@@ -102,7 +102,7 @@ http {
   const url = `http://127.0.0.1:${port}${PATH}`;
   const status = await waitUp(url, {}, child);
   if (status !== 200) throw new Error(`nginx answered ${status}`);
-  return { url };
+  return { url, pid: child.pid };
 }
 
 /** A gateway.yaml for one scenario: one upstream, one route on /bench/**. */
@@ -221,7 +221,7 @@ async function gatehouseScenario(name, { auth, prod = false }) {
     }
     if (!audited) return { skip: 'audit not available (no request record in audit.log)' };
   }
-  return { url, headers };
+  return { url, headers, pid: child.pid };
 }
 
 /** The last lines of a child log quoted in a waitUp error: the reason a gateway refused to start. */
@@ -265,14 +265,20 @@ function summarize(results) {
     if (r.skip) continue;
     const ok = r.rounds.filter((x) => x.non2xx === 0 && x.socketErrors === 0);
     const use = ok.length ? ok : r.rounds;
-    out[key] = { rps: median(use.map((x) => x.rps)), p50: median(use.map((x) => x.p50)), p99: median(use.map((x) => x.p99)), clean: ok.length === r.rounds.length };
+    out[key] = {
+      rps: median(use.map((x) => x.rps)),
+      p50: median(use.map((x) => x.p50)),
+      p99: median(use.map((x) => x.p99)),
+      cpuUsPerRequest: median(use.map((x) => x.cpuUsPerRequest)),
+      clean: ok.length === r.rounds.length,
+    };
   }
   for (const m of Object.values(out)) {
     m.ratios = {};
     for (const ref of REFERENCES) {
       const b = out[ref];
       if (!b) continue;
-      m.ratios[ref] = { rps: m.rps / b.rps, p50: m.p50 / b.p50, p99: m.p99 / b.p99 };
+      m.ratios[ref] = { rps: m.rps / b.rps, p50: m.p50 / b.p50, p99: m.p99 / b.p99, cpu: m.cpuUsPerRequest / b.cpuUsPerRequest };
     }
   }
   return out;
@@ -297,7 +303,7 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
 const ratio3 = (m, what) => REFERENCES.map((ref) => f2(m.ratios[ref]?.[what])).join(' ');
 
 function printTable(results, summary) {
-  const head = `${pad('scenario', 40)}${lpad('req/s', 9)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p50 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p99 ms', 8)}  ÷ dir  ngx  bare`;
+  const head = `${pad('scenario', 40)}${lpad('req/s', 9)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p50 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p99 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('CPU µs/req', 11)}  ÷ ngx  bare`;
   console.log('\n' + head);
   console.log('-'.repeat(head.length));
   for (const sc of SCENARIOS) {
@@ -311,7 +317,7 @@ function printTable(results, summary) {
     const m = summary[sc.key];
     const flag = m.clean ? '' : '  (errors: see JSON)';
     console.log(
-      `${pad(label, 40)}${lpad(Math.round(m.rps), 9)}  ${pad(ratio3(m, 'rps'), 16)}${lpad(m.p50.toFixed(2), 8)}  ${pad(ratio3(m, 'p50'), 16)}${lpad(m.p99.toFixed(2), 8)}  ${ratio3(m, 'p99')}${flag}`,
+      `${pad(label, 40)}${lpad(Math.round(m.rps), 9)}  ${pad(ratio3(m, 'rps'), 16)}${lpad(m.p50.toFixed(2), 8)}  ${pad(ratio3(m, 'p50'), 16)}${lpad(m.p99.toFixed(2), 8)}  ${pad(ratio3(m, 'p99'), 16)}${lpad(Number.isFinite(m.cpuUsPerRequest) ? m.cpuUsPerRequest.toFixed(1) : '–', 11)}  ${['nginx', 'bare'].map((ref) => f2(m.ratios[ref]?.cpu)).join(' ')}${flag}`,
     );
   }
 }
@@ -388,7 +394,10 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     process.stdout.write(`  round ${round}/${ROUNDS}:`);
     for (const [sc, t] of targets) {
+      const pids = t.pid ? processTree(t.pid) : [];
+      const cpu0 = cpuMicros(pids);
       const r = await wrk(t, DURATION, CONNECTIONS);
+      if (t.pid) r.cpuUsPerRequest = (cpuMicros(pids) - cpu0) / r.requests;
       results[sc.key].rounds.push(r);
       process.stdout.write(` ${sc.id}=${Math.round(r.rps)}${r.non2xx || r.socketErrors ? `(!${r.non2xx} non-2xx, ${r.socketErrors} socket errors)` : ''}`);
     }
@@ -400,6 +409,7 @@ async function main() {
   const summary = summarize(results);
   printTable(results, summary);
   console.log(`ratios: scenario ÷ (1) direct, (2) nginx, (3a) bare proxy; medians over ${ROUNDS} round(s); load average at the end ${meta.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}`);
+  console.log('CPU µs/req: user+system CPU time of the proxy under test (all threads and processes) per request served — steadier than req/s on a busy machine');
   const checks = budget(summary);
   if (checks.length) {
     console.log('\nbudget (issue 6), production setup:');
