@@ -31,3 +31,20 @@ export function rawRequest(port: number, text: string, timeoutMs = 5000): Promis
 export function statusOf(raw: string): number {
   return Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0);
 }
+
+/** Builds a raw request from lines (CRLF-joined, ending with an empty line) plus an optional body. */
+export function requestText(lines: string[], body = ''): string {
+  return lines.join('\r\n') + '\r\n\r\n' + body;
+}
+
+/** Splits a raw reply into status, lower-cased headers and body (first response only, no de-chunking). */
+export function parseReply(raw: string): { status: number; headers: Record<string, string>; body: string } {
+  const end = raw.indexOf('\r\n\r\n');
+  const head = end === -1 ? raw : raw.slice(0, end);
+  const headers: Record<string, string> = {};
+  for (const line of head.split('\r\n').slice(1)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { status: statusOf(raw), headers, body: end === -1 ? '' : raw.slice(end + 4) };
+}
