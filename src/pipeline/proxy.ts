@@ -36,8 +36,10 @@ export function upstreamFailure(ctx: RequestContext, err: unknown, upstream: Ups
 
 /** Path as the upstream sees it: base path + normalized path (strip_prefix applied) + query. */
 export function upstreamPath(ctx: RequestContext, upstream: Upstream): string {
-  const path = stripPrefix(ctx.path, ctx.route?.stripPrefix);
-  return (upstream.basePath && path === '/' ? upstream.basePath || '/' : upstream.basePath + path) + ctx.query;
+  const prefix = ctx.route?.stripPrefix;
+  // Exactly the prefix maps to the base path itself (`/api` → `/legacy`); `/api/` keeps its slash.
+  if (prefix !== undefined && ctx.path === prefix) return (upstream.basePath || '/') + ctx.query;
+  return upstream.basePath + stripPrefix(ctx.path, prefix) + ctx.query;
 }
 
 function hasBody(ctx: RequestContext): boolean {

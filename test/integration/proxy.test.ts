@@ -34,7 +34,9 @@ function send(
   opts: { method?: string; headers?: Record<string, string>; body?: Buffer; chunks?: Buffer[] } = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+    const headers = { ...opts.headers };
+    if (opts.body && headers['content-length'] === undefined) headers['content-length'] = String(opts.body.length);
+    const req = http.request(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
