@@ -126,6 +126,8 @@ export class Gateway implements PipelineHost {
       s.on('request', handler);
       s.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handler(req, res, true));
       s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade!.handle(req, socket, head));
+      // Without a listener Node drops CONNECT silently; answer it 400 with a record like any refusal.
+      s.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade!.handle(req, socket, head));
       s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
       if (rt.limits.maxConnections !== undefined) s.maxConnections = rt.limits.maxConnections;
       this.#servers.push(s);

@@ -70,8 +70,9 @@ export function createUpgradeHandler(host: PipelineHost, idleTimeoutMs: () => nu
       const go = async () => {
         if (host.draining) throw new GatewayError('GW_SHUTTING_DOWN', 'draining', { reason: 'shutting_down' });
         host.gate?.(ctx);
-        if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw new GatewayError('GW_BAD_REQUEST', 'only WebSocket upgrades are proxied', { reason: 'upgrade_refused' });
+        // checkRequest first: CONNECT (also sent here) and h2c get their own reasons.
         checkRequest(ctx);
+        if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw new GatewayError('GW_BAD_REQUEST', 'only WebSocket upgrades are proxied', { reason: 'upgrade_refused' });
         matchRoute(ctx);
         const route = ctx.route!;
         for (const stage of route.guards) await stage(ctx);

@@ -117,6 +117,7 @@ t.test('a slow client is answered 408 or closed within about a second of headers
     sock.on('close', () => clearInterval(iv));
     setTimeout(() => sock.destroy(), 5000);
   });
+  t.comment(`slow client closed after ${outcome.ms} ms, reply: ${JSON.stringify(outcome.raw.slice(0, 40))}`);
   t.ok(outcome.ms < 2600, `closed after ${outcome.ms} ms for a 1 s headers_timeout`);
   if (outcome.raw) t.equal(statusOf(outcome.raw), 408, 'answered 408');
 });
