@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 
 export type ConfigPath = readonly (string | number)[];
@@ -83,9 +83,84 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const raw: unknown = doc.toJS() ?? {};
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((i) => source.issue(i.path as ConfigPath, i.message)));
+    const out: ConfigIssue[] = [];
+    for (const i of result.error.issues) {
+      const path = i.path as ConfigPath;
+      if (i.code === 'unrecognized_keys') {
+        // One issue per key, placed on the key itself, saying which keys are allowed there.
+        const allowed = keysAt(configSchema, path);
+        for (const key of i.keys) {
+          const at = keyPosition(doc, lineCounter, path, key);
+          const issue = source.issue([...path, key], `unknown key "${key}"${allowed ? ` (expected one of: ${allowed.join(', ')})` : ''}`);
+          out.push(at ? { ...issue, ...at } : issue);
+        }
+      } else if (i.code === 'invalid_type' && / received undefined$/.test(i.message)) {
+        out.push(source.issue(path, `missing required key "${String(path.at(-1))}" (${i.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')})`));
+      } else {
+        out.push(source.issue(path, i.message));
+      }
+    }
+    out.sort((a, b) => a.line - b.line || a.col - b.col);
+    throw new ConfigError(out);
   }
   return { config: result.data, source };
+}
+
+/** The line and column of `key` inside the mapping at `path`, if it is there. */
+function keyPosition(doc: Document, lineCounter: LineCounter, path: ConfigPath, key: string): { line: number; col: number } | undefined {
+  const node = path.length ? doc.getIn(path as unknown[], true) : doc.contents;
+  if (!isMap(node)) return undefined;
+  for (const pair of node.items) {
+    const k = pair.key;
+    if (isScalar(k) && String(k.value) === key && k.range) return lineCounter.linePos(k.range[0]);
+  }
+  return undefined;
+}
+
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, unknown>;
+  element?: unknown;
+  valueType?: unknown;
+  innerType?: unknown;
+  in?: unknown;
+  options?: unknown[];
+}
+const defOf = (s: unknown): SchemaDef | undefined => (s as { _zod?: { def?: SchemaDef } } | undefined)?._zod?.def;
+
+/** The keys a strict object accepts at `path` of the schema (for "expected one of"), or undefined. */
+export function keysAt(schema: unknown, path: ConfigPath): string[] | undefined {
+  let def = defOf(schema);
+  let i = 0;
+  for (let guard = 0; def && guard < 64; guard++) {
+    switch (def.type) {
+      case 'optional':
+      case 'default':
+      case 'prefault':
+      case 'nullable':
+      case 'readonly':
+        def = defOf(def.innerType);
+        continue;
+      case 'pipe':
+        def = defOf(def.in);
+        continue;
+      case 'union': {
+        const rest = path.slice(i);
+        for (const o of def.options ?? []) {
+          const found = keysAt(o, rest);
+          if (found) return found;
+        }
+        return undefined;
+      }
+    }
+    if (i === path.length) return def.type === 'object' && def.shape ? Object.keys(def.shape) : undefined;
+    const step = path[i++];
+    if (def.type === 'object') def = defOf(def.shape?.[String(step)]);
+    else if (def.type === 'array') def = defOf(def.element);
+    else if (def.type === 'record') def = defOf(def.valueType);
+    else return undefined;
+  }
+  return undefined;
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): { config: Config; source: ConfigSource } {

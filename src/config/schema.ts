@@ -277,6 +277,9 @@ export const configSchema = z
         }),
       );
     });
+  }, {
+    // Also cross-check when the only other problems are unknown keys (the values are complete then), so that `check` reports both.
+    when: (payload) => payload.issues.every((i) => i.code === 'unrecognized_keys'),
   });
 
 function findRoleCycle(roles: Record<string, { includes: string[] }>): string[] | undefined {

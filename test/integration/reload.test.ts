@@ -1,0 +1,144 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { Gateway } from '../../src/app.js';
+import { captureLogger, startGateway } from '../helpers/gateway.js';
+import { spawnCli } from '../helpers/spawn.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+const good = (body: string, listen = '127.0.0.1:0') => `
+server: { listen: ${listen} }
+routes:
+  - name: hello
+    match: { path: /hello }
+    public: true
+    respond: { body: "${body}" }
+`;
+
+/** Broken on line 6 (a key the schema does not know). */
+const unknownKey = `
+server: { listen: 127.0.0.1:0 }
+routes:
+  - name: hello
+    match: { path: /hello }
+    publik: true
+    respond: { body: "broken" }
+`;
+
+/** A YAML syntax error (unclosed flow mapping) on line 5. */
+const syntaxError = `
+server: { listen: 127.0.0.1:0 }
+routes:
+  - name: hello
+    match: { path: /hello
+    public: true
+`;
+
+async function text(url: string): Promise<string> {
+  return (await fetch(url)).text();
+}
+
+async function until(what: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await what()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+t.test('reload(): a broken file is refused with its line logged, the old routes keep serving; a good one swaps', async (t) => {
+  const g = await startGateway(t, good('one'));
+  t.equal(await text(`${g.url}/hello`), 'one');
+
+  g.writeConfig(unknownKey);
+  const r1 = await g.gw.reload('test');
+  t.equal(r1.ok, false);
+  t.equal(await text(`${g.url}/hello`), 'one', 'old routes still serve after an invalid file');
+  const line = g.logs.find((l) => l.includes('configuration reload refused'));
+  t.ok(line, 'the refusal is logged');
+  t.match(line, /gateway\.yaml:6:\d+: routes\[0\]/, 'with file:line and the key path');
+  t.match(line, /publik/);
+
+  g.writeConfig(syntaxError);
+  const r2 = await g.gw.reload('test');
+  t.equal(r2.ok, false);
+  t.equal(await text(`${g.url}/hello`), 'one', 'old routes still serve after a YAML syntax error');
+  t.match(g.logs.filter((l) => l.includes('configuration reload refused')).at(-1), /gateway\.yaml:\d+:\d+: invalid YAML/);
+
+  g.writeConfig('');
+  t.equal((await g.gw.reload('test')).ok, true, 'an empty file is a valid (empty) configuration');
+  t.equal((await fetch(`${g.url}/hello`)).status, 404);
+
+  g.writeConfig(good('two'));
+  const r3 = await g.gw.reload('test');
+  t.equal(r3.ok, true);
+  t.equal(await text(`${g.url}/hello`), 'two', 'the new routes serve');
+  t.ok(g.logs.some((l) => l.includes('configuration reloaded')));
+});
+
+t.test('reload keeps a warm upstream pool when the upstream is unchanged, and in-flight requests finish on the old snapshot', async (t) => {
+  let release: () => void = () => {};
+  const up = await startUpstream(t, (req, res) => {
+    if (req.url === '/slow') {
+      release = () => res.end('slow done');
+      return;
+    }
+    res.end('fast');
+  });
+  const yaml = (extra: string) => `
+server: { listen: 127.0.0.1:0 }
+upstreams: { app: { url: "${up.url}" } }
+routes:
+  - { name: all, match: { path: /** }, upstream: app, public: true }
+${extra}`;
+  const g = await startGateway(t, yaml(''));
+  const before = g.gw.runtime.upstreams.get('app');
+  const slow = fetch(`${g.url}/slow`).then((r) => r.text());
+  await new Promise((r) => setTimeout(r, 100));
+  g.writeConfig(yaml('  - { name: extra, match: { path: /x }, public: true, respond: { body: x } }'));
+  t.equal((await g.gw.reload()).ok, true);
+  t.equal(g.gw.runtime.upstreams.get('app'), before, 'same pool object after reload');
+  release();
+  t.equal(await slow, 'slow done', 'the in-flight request completed');
+});
+
+t.test('a changed file is picked up by the watcher (watchConfig)', async (t) => {
+  const dir = t.testdir({ 'gateway.yaml': good('one') });
+  const configFile = join(dir, 'gateway.yaml');
+  const logs: string[] = [];
+  const gw = await Gateway.start({ configFile, log: captureLogger(logs) });
+  t.teardown(() => gw.close());
+  const url = `http://127.0.0.1:${gw.addresses.http!.port}/hello`;
+  t.equal(await text(url), 'one');
+
+  writeFileSync(configFile, unknownKey);
+  t.ok(await until(async () => logs.some((l) => l.includes('configuration reload refused'))), 'the broken file is noticed and refused');
+  t.equal(await text(url), 'one');
+
+  writeFileSync(configFile, good('three'));
+  t.ok(await until(async () => (await text(url)) === 'three'), 'the good file is picked up');
+});
+
+t.test('SIGHUP reloads a running `gatehouse start`', async (t) => {
+  const dir = t.testdir({ 'gateway.yaml': good('before') });
+  const file = join(dir, 'gateway.yaml');
+  const p = spawnCli(t, ['start', '-c', file]);
+  const m = await p.waitFor(/"address":"http:\/\/127\.0\.0\.1:(\d+)"/);
+  const url = `http://127.0.0.1:${m[1]}/hello`;
+  t.equal(await text(url), 'before');
+
+  writeFileSync(file, unknownKey);
+  p.child.kill('SIGHUP');
+  await p.waitFor(/configuration reload refused/);
+  t.match(p.stdout(), /gateway\.yaml:6:\d+/, 'the error names its line');
+  t.equal(await text(url), 'before', 'still serving the old routes');
+
+  writeFileSync(file, good('after', `127.0.0.1:${m[1]}`));
+  p.child.kill('SIGHUP');
+  await p.waitFor(/"trigger":"SIGHUP"[^\n]*configuration reloaded|configuration reloaded[^\n]*"trigger":"SIGHUP"/);
+  t.equal(await text(url), 'after');
+
+  p.child.kill('SIGTERM');
+  t.equal(await p.exited, 0);
+});
