@@ -1,11 +1,10 @@
 import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';
-import { startGateway } from '../helpers/gateway.js';
+import { startGateway, type Tap } from '../helpers/gateway.js';
 import { parseReply, rawRequest, requestText, statusOf } from '../helpers/http.js';
 import { startUpstream } from '../helpers/upstream.js';
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 async function setup(t: Tap, limits = '') {
   const up = await startUpstream(t);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startGateway } from '../helpers/gateway.js';
+import { startGateway, type Tap } from '../helpers/gateway.js';
 import { parseReply, rawRequest, requestText } from '../helpers/http.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -25,7 +25,6 @@ routes:
   const get = async (target: string, host = 'gw.test') => parseReply(await rawRequest(port, requestText([`GET ${target} HTTP/1.1`, `Host: ${host}`, 'Connection: close'])));
   return { up, ...g, port, get };
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 t.test('dangerous paths are refused with 400 and never reach the upstream', async (t) => {
   const { up, get } = await setup(t);
