@@ -35,7 +35,7 @@ function summarize(file) {
     const id = prof.samples[i];
     self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
   }
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const sampled = [...self.values()].reduce((a, b) => a + b, 0);
   const byFn = new Map();
   const byMod = new Map();
   for (const [id, us] of self) {
@@ -45,12 +45,28 @@ function summarize(file) {
     const mod = cf.url ? where(cf.url) : cf.functionName.startsWith('(') ? cf.functionName : '(native/V8)';
     byMod.set(mod, (byMod.get(mod) ?? 0) + us);
   }
-  const idle = (byMod.get('(idle)') ?? 0) / total;
-  const busy = total * (1 - idle);
+  const idle = (byMod.get('(idle)') ?? 0) / sampled;
+  const busy = sampled * (1 - idle);
   const pct = (us) => `${((100 * us) / busy).toFixed(1).padStart(5)}%`;
-  console.log(`\n${relative(ROOT, file)}: ${(total / 1e6).toFixed(1)} s sampled, ${(100 * idle).toFixed(1)}% idle; shares below are of busy time`);
+  console.log(`\n${relative(ROOT, file)}: ${(sampled / 1e6).toFixed(1)} s sampled, ${(100 * idle).toFixed(1)}% idle; shares below are of busy time`);
   console.log('  self time by module/package:');
   for (const [k, v] of [...byMod].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${pct(v)}  ${k}`);
+  // Inclusive time of Gatehouse's own functions (dist/): self time of the node and everything it calls.
+  const total = new Map();
+  const inclusive = (node) => {
+    let t = self.get(node.id) ?? 0;
+    for (const c of node.children ?? []) t += inclusive(byId.get(c));
+    const cf = node.callFrame;
+    if (cf.url.includes('/dist/')) {
+      const fn = `${cf.functionName || '(anonymous)'}  ${where(cf.url)}:${cf.lineNumber + 1}`;
+      // A recursive or re-entered frame is counted once per call path, which is what a profile tree shows.
+      total.set(fn, (total.get(fn) ?? 0) + t);
+    }
+    return t;
+  };
+  inclusive(prof.nodes[0]);
+  console.log('  inclusive time of Gatehouse functions (dist/):');
+  for (const [k, v] of [...total].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${pct(v)}  ${k}`);
   console.log('  self time by function:');
   for (const [k, v] of [...byFn].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${pct(v)}  ${k}`);
 }

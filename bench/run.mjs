@@ -168,7 +168,7 @@ const firstLine = (s) => String(s ?? '').trim().split('\n').find(Boolean) ?? '';
  * disk I/O, no admin listener), the production ones (`prod`) write the
  * audit log and the operator log to files and serve /metrics.
  */
-async function gatehouseScenario(name, { auth, prod = false }) {
+async function gatehouseScenario(name, { auth, prod = false, logLevel = LOG_LEVEL }) {
   const port = await freePort();
   const admin = prod ? await freePort() : undefined;
   const dir = join(tmp, name);
@@ -195,7 +195,7 @@ async function gatehouseScenario(name, { auth, prod = false }) {
   // BENCH_CPU_PROF=1: each Gatehouse writes a V8 CPU profile on exit (see bench/profile-summary.mjs).
   const prof = env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', '--cpu-prof-dir', join(BENCH, 'results', 'profiles', name)] : [];
   const [cmd, args] = pinned(GW_CPU, process.execPath, [...prof, GATEHOUSE_BIN, 'start', '-c', file]);
-  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: !prod, extraEnv: { GATEHOUSE_LOG_LEVEL: LOG_LEVEL, NODE_ENV: 'production' } });
+  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: !prod, extraEnv: { GATEHOUSE_LOG_LEVEL: logLevel, NODE_ENV: 'production' } });
   const url = `http://127.0.0.1:${port}${PATH}`;
   const probeHeaders = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
   let status;
@@ -242,6 +242,8 @@ const SCENARIOS = [
   { id: '3a', key: 'bare', title: 'bare undici proxy', setup: () => startNodeProxy('bare-proxy', 'bare-proxy.mjs') },
   { id: '3b', key: 'fastify', title: '@fastify/http-proxy', setup: () => startNodeProxy('fastify-proxy', 'fastify-proxy.mjs') },
   { id: '4', key: 'gatehouse-public', title: 'Gatehouse, public route', setup: () => gatehouseScenario('gatehouse-public', { auth: 'public' }) },
+  // Extra (only with BENCH_ONLY=…,4w): the per-request operator log line's cost.
+  { id: '4w', key: 'gatehouse-public-warn', title: 'Gatehouse, public, log level warn', extra: true, setup: () => gatehouseScenario('gatehouse-public-warn', { auth: 'public', logLevel: 'warn' }) },
   { id: '5', key: 'gatehouse-sa', title: 'Gatehouse, service account + role', optional: true, setup: () => gatehouseScenario('gatehouse-sa', { auth: 'sa' }) },
   { id: '6', key: 'gatehouse-jwt', title: 'Gatehouse, ES256 JWT + scope', optional: true, setup: () => gatehouseScenario('gatehouse-jwt', { auth: 'jwt' }) },
   { id: '7a', key: 'gatehouse-prod-sa', title: 'production: 5 + audit + metrics', optional: true, setup: () => gatehouseScenario('gatehouse-prod-sa', { auth: 'sa', prod: true }) },
@@ -366,7 +368,7 @@ async function main() {
   const results = {};
   const targets = [];
   for (const sc of SCENARIOS) {
-    if (ONLY && !ONLY.has(sc.id) && !ONLY.has(sc.key)) continue;
+    if (ONLY ? !ONLY.has(sc.id) && !ONLY.has(sc.key) : sc.extra) continue;
     let t;
     try {
       t = await sc.setup();

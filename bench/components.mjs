@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// CPU cost of the per-request parts of Gatehouse, each called in a tight
+// loop on a finished request's context: CPU time per call (process.cpuUsage,
+// so what else the machine runs matters less than for wall time). Run after
+// `npm run build`: node bench/components.mjs
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pino from 'pino';
+
+const DIST = join(dirname(dirname(fileURLToPath(import.meta.url))), 'dist');
+const load = async (p) => (existsSync(join(DIST, p)) ? import(pathToFileURL(join(DIST, p)).href) : undefined);
+const N = Number(process.env.N ?? 200_000);
+
+const { createLogger } = await load('log.js');
+const { requestLogger } = await load('pipeline/observe.js');
+const { Metrics } = await load('metrics/metrics.js');
+const metricsObs = await load('metrics/observe.js');
+const audit = await load('audit/record.js');
+
+const ctx = {
+  id: 'b0c5b8a1-4a8e-4f7b-9d0e-0f1f2e3d4c5b',
+  time: new Date(),
+  start: process.hrtime.bigint(),
+  method: 'GET',
+  path: '/bench/hello',
+  query: '',
+  route: { name: 'bench', public: false },
+  status: 200,
+  decision: 'allow',
+  reason: 'granted',
+  principal: { kind: 'service_account', subject: 'bench', roles: ['viewer'], teams: new Map(), scopes: [], keyId: 'k1a2b3c4' },
+  upstream: 'up',
+  upstreamMs: 0.9,
+  clientIp: '127.0.0.1',
+  req: { headers: { 'user-agent': 'wrk' }, url: '/bench/hello' },
+  error: undefined,
+  elapsedMs: () => 1.2345,
+};
+
+function measure(name, fn) {
+  for (let i = 0; i < 10_000; i++) fn();
+  const t = process.cpuUsage();
+  for (let i = 0; i < N; i++) fn();
+  const u = process.cpuUsage(t);
+  console.log(`  ${(((u.user + u.system) / N)).toFixed(2).padStart(6)} µs  ${name}`);
+}
+
+console.log(`CPU time per call (${N} calls each; the log writes to /dev/null):`);
+const dest = pino.destination({ dest: '/dev/null', sync: true });
+const log = createLogger({ destination: dest });
+measure('operator log line, redacting logger (before 6990688)', () => log.info({ request_id: ctx.id, method: 'GET', path: ctx.path, route: 'bench', status: 200, decision: 'allow', reason: 'granted', principal: 'service_account:bench', upstream: 'up', duration_ms: 1.235, client_ip: '127.0.0.1' }, 'request'));
+measure('operator log line, requestLogger()', requestLogger(log).bind(null, ctx));
+if (metricsObs?.metricsObserver) measure('metrics observer (3 series)', metricsObs.metricsObserver(new Metrics({ defaults: false })).bind(null, ctx));
+if (audit?.requestRecord) measure('audit record serialization', () => audit.requestRecord(ctx));
+const line = audit?.requestRecord ? audit.requestRecord(ctx) : JSON.stringify(ctx.principal);
+measure('SHA-256 of an audit line (hash chain)', () => createHash('sha256').update(line).digest('hex'));
+const token = 'gth_k1a2b3c4_' + 'A'.repeat(43) + 'abcdef';
+const stored = createHash('sha256').update(token).digest();
+measure('SHA-256 + timingSafeEqual of a token (service account)', () => timingSafeEqual(createHash('sha256').update(token).digest(), stored));
+measure('SHA-256 base64url of a JWT (verified-token cache key)', () => createHash('sha256').update(token + token + token + token).digest('base64url'));
+measure('new Date().toISOString()', () => new Date().toISOString());
