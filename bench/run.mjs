@@ -18,7 +18,7 @@
 //   BENCH_KEEP_TMP=1         keep the temporary directory (configs, logs)
 //   BENCH_CPU_PROF=1         Gatehouse runs with --cpu-prof; profiles in bench/results/profiles/
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -341,6 +341,7 @@ async function main() {
     if (r.status !== 0) throw new Error('build failed');
   }
   if (!existsSync(GATEHOUSE_BIN)) throw new Error(`${GATEHOUSE_BIN} is missing: npm run build`);
+  if (env.BENCH_CPU_PROF === '1') rmSync(join(BENCH, 'results', 'profiles'), { recursive: true, force: true });
   tmp = mkdtempSync(join(os.tmpdir(), 'gatehouse-bench-'));
   setWorkDir(tmp);
 
