@@ -13,6 +13,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import { requestToken, TokenError, tokenAgent, type TokenRequestConfig, type TokenResult } from './token-request.js';
 import type { UpstreamCredentials } from './upstream.js';
 
+const MAX_TIMER_MS = 86_400_000;
+
 export interface TokenManagerOptions {
   upstream: string;
   request: TokenRequestConfig;
@@ -201,9 +203,14 @@ export class OAuth2TokenManager implements UpstreamCredentials {
   #schedule(at: number): void {
     this.#clearTimer();
     if (this.#closed) return;
-    const delay = Math.max(0, at - this.#now());
+    // setTimeout fires at once for delays past 2^31-1 ms (a token "valid for 30 days"): wake up daily instead.
+    const delay = Math.min(Math.max(0, at - this.#now()), MAX_TIMER_MS);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      if (this.#now() < at) {
+        this.#schedule(at);
+        return;
+      }
       const t = this.#token;
       // Refresh ahead of expiry only for a token that is in use; an idle upstream's token just lapses.
       if (t === undefined || !t.used || this.#inflight) return;

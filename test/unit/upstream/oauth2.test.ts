@@ -132,3 +132,13 @@ t.test('close() stops the manager', async (t) => {
   await t.rejects(Promise.resolve().then(() => m.headers()), { code: 'GW_UPSTREAM_CREDENTIALS' });
   t.equal(ts.requests.length, 1);
 });
+
+t.test('a token valid for years does not overflow the refresh timer into a refresh loop', async (t) => {
+  const ts = await startTokenServer(t, CLIENT, { expiresIn: 10 * 365 * 86_400 });
+  const { m } = manager(t, ts);
+  await m.headers();
+  m.headers(); // in use: eligible for a background refresh
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(ts.requests.length, 1);
+  t.ok(m.expiresAt! > Date.now() + 300 * 86_400_000);
+});
