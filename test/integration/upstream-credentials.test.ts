@@ -370,3 +370,34 @@ t.test('retry_on: [401, 403] retries a 403 too', async (t) => {
   t.equal(await res.text(), '3');
   t.equal(ts.requests.length, 2);
 });
+
+t.test('a reload that keeps the upstream keeps its token; one that changes the credentials starts afresh', async (t) => {
+  const ts = await startTokenServer(t, CLIENT);
+  const up = await startGuardedUpstream(t, ts);
+  const { url, gw, writeConfig } = await startGateway(t, config(up.url, ts), files);
+  t.equal((await fetch(`${url}/api/a`)).status, 200);
+  writeConfig(config(up.url, ts) + '  - { name: other, match: { path: /other }, public: true, respond: { body: hi } }\n');
+  t.ok((await gw.reload('test')).ok);
+  t.equal((await fetch(`${url}/api/b`)).status, 200);
+  t.equal(ts.requests.length, 1, 'the token survived the reload');
+  writeConfig(config(up.url, ts, '        scopes: [more]'));
+  t.ok((await gw.reload('test')).ok);
+  t.equal((await fetch(`${url}/api/c`)).status, 200);
+  t.equal(ts.requests.length, 2, 'new settings, new token');
+  t.equal(ts.requests[1]?.form.get('scope'), 'more');
+});
+
+t.test('the request log says why a credentialed request failed, without any secret', async (t) => {
+  const ts = await startTokenServer(t, { id: CLIENT.id, secret: 'not-the-configured-one' });
+  const up = await startGuardedUpstream(t, ts);
+  const { url, logs } = await startGateway(t, config(up.url, ts), files);
+  const res = await fetch(`${url}/api/x`, { headers: { authorization: 'Bearer caller-token-value' } });
+  t.equal(res.status, 502);
+  const text = await res.text();
+  t.notOk(text.includes('api'), 'the upstream name stays out of the client body');
+  const line = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.request_id !== undefined && l.status === 502);
+  t.equal(line?.reason, 'upstream_token_failed');
+  t.equal(line?.upstream, 'api');
+  t.notOk(logs.join('\n').includes('caller-token-value'), 'nor the caller token');
+  assertNoSecrets(t, [...logs, text], ts);
+});
