@@ -58,8 +58,8 @@ async function* limitedBody(ctx: RequestContext, max: number): AsyncGenerator<Bu
 }
 
 export interface ForwardOptions {
-  /** A buffered body (used for credential retries); otherwise the request streams. */
-  body?: Buffer | undefined;
+  /** A buffered body (used for credential retries) or a prepared stream; otherwise the request streams. */
+  body?: Buffer | Readable | undefined;
   /** Extra header pairs, e.g. upstream credentials. */
   extraHeaders?: string[] | undefined;
   /** Called with the status before anything is written; returning true suppresses the response (for a retry). */
@@ -193,12 +193,14 @@ async function credentialHeaders(ctx: RequestContext, upstream: Upstream, creds:
   }
 }
 
+function clientGone(ctx: RequestContext, err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  ctx.reason ??= 'client_aborted';
+  return new GatewayError('GW_BAD_REQUEST', 'the client went away while sending its body', { reason: 'client_aborted', cause: err });
+}
+
 /** Reads a body of known, small size into memory so that it can be sent twice. */
 async function bufferBody(ctx: RequestContext, length: number): Promise<Buffer> {
-  if (ctx.expectContinue) {
-    ctx.expectContinue = false;
-    ctx.res?.writeContinue();
-  }
   const chunks: Buffer[] = [];
   let n = 0;
   try {
@@ -208,20 +210,71 @@ async function bufferBody(ctx: RequestContext, length: number): Promise<Buffer> 
       chunks.push(chunk);
     }
   } catch (err) {
-    ctx.reason ??= 'client_aborted';
-    throw new GatewayError('GW_BAD_REQUEST', 'the client went away while sending its body', { reason: 'client_aborted', cause: err });
+    throw clientGone(ctx, err);
   }
   if (n !== length) throw new GatewayError('GW_BAD_REQUEST', 'request body does not match its Content-Length', { reason: 'body_length_mismatch' });
   return Buffer.concat(chunks, n);
 }
 
 /**
+ * A chunked body: kept whole when it ends within `limit` bytes; otherwise
+ * what was read goes on as the head of a stream of the rest (max_body still
+ * enforced), and the request cannot be retried.
+ */
+async function keepChunkedBody(ctx: RequestContext, limit: number): Promise<Buffer | Readable> {
+  const max = ctx.runtime.limits.maxBody;
+  const it = (ctx.req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let n = 0;
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return Buffer.concat(head, n);
+      head.push(r.value);
+      n += r.value.length;
+      if (n > max) throw new GatewayError('GW_PAYLOAD_TOO_LARGE', 'streamed body exceeds max_body', { reason: 'body_too_large' });
+      if (n > limit) break;
+    }
+  } catch (err) {
+    throw clientGone(ctx, err);
+  }
+  async function* rest(): AsyncGenerator<Buffer> {
+    yield* head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      n += r.value.length;
+      if (n > max) throw new GatewayError('GW_PAYLOAD_TOO_LARGE', 'streamed body exceeds max_body', { reason: 'body_too_large' });
+      yield r.value;
+    }
+  }
+  return Readable.from(rest(), { objectMode: false });
+}
+
+/**
+ * The body to send with credentials: a Buffer when it may be sent twice, a
+ * stream or undefined (forward() streams the request) when it may not.
+ */
+async function keepBody(ctx: RequestContext, limit: number): Promise<{ body: Buffer | Readable | undefined; replayable: boolean }> {
+  if (!hasBody(ctx)) return { body: undefined, replayable: true };
+  const h = ctx.req.headers;
+  const chunked = h['transfer-encoding'] !== undefined;
+  const length = chunked ? NaN : Number(h['content-length']);
+  if (!chunked && !(Number.isSafeInteger(length) && length <= limit)) return { body: undefined, replayable: false };
+  if (ctx.expectContinue) {
+    ctx.expectContinue = false;
+    ctx.res?.writeContinue();
+  }
+  const body = chunked ? await keepChunkedBody(ctx, limit) : await bufferBody(ctx, length);
+  return { body, replayable: Buffer.isBuffer(body) };
+}
+
+/**
  * Forwards with upstream credentials. When the upstream rejects them (a
  * status in `retryOn`, 401 by default) the credentials are dropped and the
  * request is sent once more with fresh ones — only when that is safe: no
- * body, or a body of known size up to `retryBodyLimit`, buffered before the
- * first attempt. A large or streamed body is not kept: its rejection passes
- * through. A second rejection passes through too, as a credentials problem.
+ * body, or a body up to `retryBodyLimit`, buffered before the first attempt.
+ * A larger body is not kept: its rejection passes through. A second rejection passes through too, as a credentials problem.
  */
 async function forwardWithCredentials(ctx: RequestContext, upstream: Upstream, creds: UpstreamCredentials): Promise<void> {
   const sent = await credentialHeaders(ctx, upstream, creds);
@@ -230,14 +283,7 @@ async function forwardWithCredentials(ctx: RequestContext, upstream: Upstream, c
     await forward(ctx, upstream, { extraHeaders: sent });
     return;
   }
-  let body: Buffer | undefined;
-  let replayable = true;
-  if (hasBody(ctx)) {
-    const cl = ctx.req.headers['content-length'];
-    const length = cl !== undefined && ctx.req.headers['transfer-encoding'] === undefined ? Number(cl) : NaN;
-    if (Number.isSafeInteger(length) && length <= (creds.retryBodyLimit ?? 0)) body = await bufferBody(ctx, length);
-    else replayable = false;
-  }
+  const { body, replayable } = await keepBody(ctx, creds.retryBodyLimit ?? 0);
   const onStatus = (headers: string[], last: boolean) => (status: number) => {
     if (!retryOn.has(status)) {
       creds.accepted?.(headers);

@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import type { Gateway } from '../../src/app.js';
 import { startGateway } from '../helpers/gateway.js';
 import { startGuardedUpstream, startTokenServer, type TokenServer } from '../helpers/oauth.js';
+import { rawRequest, statusOf } from '../helpers/http.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 // A client id and secret that need form-encoding (RFC 6749 §2.3.1) before Base64.
@@ -204,11 +205,33 @@ t.test('a small POST body is kept and replayed; a large streamed POST is not ret
   t.same(up.answered.slice(before), [200]);
   t.equal(ts.requests.length, 3, 'warm, small POST, after');
 
+  // A small chunked body (no Content-Length) is kept as well.
+  ts.revokeAll();
+  const chunkedSmall = await fetch(`${url}/api/chunked`, {
+    method: 'POST',
+    body: Readable.toWeb(Readable.from([Buffer.from('abc'), Buffer.from('def')])) as ReadableStream,
+    duplex: 'half',
+  } as RequestInit);
+  t.equal(chunkedSmall.status, 200, 'a small chunked POST succeeds after one refresh');
+  const chunkedSent = up.requests.filter((r) => r.url === '/chunked');
+  t.equal(chunkedSent.length, 2);
+  t.ok(chunkedSent.every((r) => r.body.toString() === 'abcdef' && r.headers['content-length'] === '6'));
+  t.equal(ts.requests.length, 4);
+
   // A large body with a Content-Length is not kept either.
   ts.revokeAll();
   const sized = await fetch(`${url}/api/sized`, { method: 'PUT', body: 'z'.repeat(2048) });
   t.equal(sized.status, 401);
   t.equal(up.requests.filter((r) => r.url === '/sized').length, 1);
+
+  // Expect: 100-continue is answered before the kept body is read.
+  ts.revokeAll();
+  const port = Number(new URL(url).port);
+  const raw = await rawRequest(port, 'POST /api/expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n', 500);
+  t.match(raw, /^HTTP\/1\.1 100 Continue/);
+  const done = await rawRequest(port, 'POST /api/expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello');
+  t.equal(statusOf(done), 200);
+  t.ok(up.requests.filter((r) => r.url === '/expect').every((r) => r.body.toString() === 'hello'));
 });
 
 t.test('a second rejection passes to the client and nothing loops', async (t) => {
