@@ -12,7 +12,9 @@ import { ConfigError, formatIssue, loadConfigFile } from './config/load.js';
 import { Resources } from './config/resources.js';
 import { toProblem, GatewayError } from './errors.js';
 import { createLogger } from './log.js';
+import { auditPlugin } from './audit/plugin.js';
 import { Metrics } from './metrics/metrics.js';
+import { metricsPlugin } from './metrics/observe.js';
 import { RequestContext } from './pipeline/context.js';
 import { observe, requestLogger, type Observer } from './pipeline/observe.js';
 import { createRequestHandler, type PipelineHost } from './pipeline/run.js';
@@ -36,7 +38,7 @@ export interface ReloadResult {
 /** A part of the gateway that hooks into its lifecycle (audit, metrics, admin API…). */
 export type GatewayPlugin = (gw: Gateway) => void | Promise<void>;
 
-const PLUGINS: GatewayPlugin[] = [];
+const PLUGINS: GatewayPlugin[] = [metricsPlugin, auditPlugin];
 
 export class Gateway implements PipelineHost {
   readonly configFile: string;

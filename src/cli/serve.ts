@@ -1,5 +1,6 @@
 /** `gatehouse start` and `gatehouse check`. */
 import { Gateway } from '../app.js';
+import { auditLogOf } from '../audit/plugin.js';
 import { compile } from '../config/compile.js';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.js';
 import { Resources } from '../config/resources.js';
@@ -62,5 +63,10 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => void gw.reload('SIGHUP'));
+    // logrotate: reopen the audit file by name after it was moved away.
+    process.on('SIGUSR2', () => {
+      log.info('SIGUSR2: reopening the audit log');
+      void auditLogOf(gw)?.reopen();
+    });
   });
 }

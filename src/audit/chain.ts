@@ -1,0 +1,193 @@
+/**
+ * The audit hash chain (DESIGN.md §7): every line carries `prev`, the SHA-256
+ * (hex) of the line before it, byte for byte, without its newline. The first
+ * line of a fresh log carries GENESIS. A sidecar `<file>.head` records the
+ * hash and byte size of the log after the last write, so that an edited or
+ * removed *last* line is caught too — a chain alone cannot see those.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
+
+/** `prev` of the first record of a chain. */
+export const GENESIS = '0'.repeat(64);
+
+export function hashLine(line: string): string {
+  return createHash('sha256').update(line).digest('hex');
+}
+
+/** Appends `"prev":"…"` to a serialized record (a JSON object without prev). */
+export function withPrev(body: string, prev: string): string {
+  return `${body.slice(0, -1)}${body.length > 2 ? ',' : ''}"prev":"${prev}"}`;
+}
+
+/**
+ * Chains serialized records after `prev`: returns the text to append (one
+ * line each, newline-terminated) and the hash of its last line.
+ */
+export function chain(bodies: readonly string[], prev: string): { text: string; last: string } {
+  let text = '';
+  let last = prev;
+  for (let i = 0; i < bodies.length; i++) {
+    const line = withPrev(bodies[i] as string, last);
+    last = hashLine(line);
+    text += line + '\n';
+  }
+  return { text, last };
+}
+
+export interface Head {
+  /** Hash of the last line. */
+  hash: string;
+  /** Byte size of the log when that line was the last. */
+  size: number;
+}
+
+export function headPath(file: string): string {
+  return `${file}.head`;
+}
+
+export function readHead(file: string): Head | undefined {
+  try {
+    const h = JSON.parse(readFileSync(headPath(file), 'utf8')) as Partial<Head>;
+    return typeof h.hash === 'string' && typeof h.size === 'number' ? { hash: h.hash, size: h.size } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Atomic (write + rename) so that a crash never leaves a torn head. */
+export function writeHeadSync(file: string, head: Head): void {
+  const tmp = `${headPath(file)}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(head) + '\n');
+  renameSync(tmp, headPath(file));
+}
+
+export async function writeHead(file: string, head: Head): Promise<void> {
+  const tmp = `${headPath(file)}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(head) + '\n');
+  await rename(tmp, headPath(file));
+}
+
+const CHUNK = 64 * 1024;
+
+/** The last line of a file of `size` bytes (without its newline), or undefined when empty. */
+export function lastLineSync(fd: number, size: number): string | undefined {
+  return lastLine(size, (buf, pos) => readSync(fd, buf, 0, buf.length, pos));
+}
+
+export async function lastLineAsync(fh: FileHandle, size: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let end = size;
+  // Skip the final newline, then read backwards until the previous one.
+  while (end > 0) {
+    const start = Math.max(0, end - CHUNK);
+    const buf = Buffer.alloc(end - start);
+    await fh.read(buf, 0, buf.length, start);
+    const found = scan(buf, chunks, end === size);
+    if (found) return found;
+    end = start;
+  }
+  return chunks.length ? trimNl(Buffer.concat(chunks)).toString('utf8') || undefined : undefined;
+}
+
+function lastLine(size: number, read: (buf: Buffer, pos: number) => number): string | undefined {
+  const chunks: Buffer[] = [];
+  let end = size;
+  while (end > 0) {
+    const start = Math.max(0, end - CHUNK);
+    const buf = Buffer.alloc(end - start);
+    read(buf, start);
+    const found = scan(buf, chunks, end === size);
+    if (found) return found;
+    end = start;
+  }
+  return chunks.length ? trimNl(Buffer.concat(chunks)).toString('utf8') || undefined : undefined;
+}
+
+/** Looks for the newline before the last line in `buf` (the chunk before `chunks`). */
+function scan(buf: Buffer, chunks: Buffer[], isTail: boolean): string | undefined {
+  let body = buf;
+  if (isTail && body.length && body[body.length - 1] === 0x0a) body = body.subarray(0, body.length - 1);
+  const nl = body.lastIndexOf(0x0a);
+  if (nl === -1) {
+    chunks.unshift(body);
+    return undefined;
+  }
+  chunks.unshift(body.subarray(nl + 1));
+  const line = Buffer.concat(chunks).toString('utf8');
+  return line || undefined;
+}
+
+function trimNl(b: Buffer): Buffer {
+  return b.length && b[b.length - 1] === 0x0a ? b.subarray(0, b.length - 1) : b;
+}
+
+/** The hash a new record must carry as `prev` to continue the file (GENESIS for an empty or missing file). */
+export function tailHashSync(file: string): { prev: string; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { prev: GENESIS, size: 0 };
+    throw err;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const line = lastLineSync(fd, size);
+    return { prev: line === undefined ? GENESIS : hashLine(line), size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  records: number;
+  /** 1-based number of the first broken line. */
+  line?: number;
+  message?: string;
+}
+
+/**
+ * Checks a whole log: every line is a JSON object whose `prev` is the hash of
+ * the line before (GENESIS for the first), and the head
+ * file, when given, matches a line end. Names the first broken line.
+ */
+export function verifyText(text: string, opts: { head?: Head | undefined } = {}): VerifyResult {
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  let prev: string | undefined;
+  let offset = 0;
+  let headSeen = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const n = i + 1;
+    let rec: { prev?: unknown };
+    try {
+      rec = JSON.parse(line) as { prev?: unknown };
+    } catch {
+      return { ok: false, records: i, line: n, message: `line ${n} is not a JSON record (edited or truncated)` };
+    }
+    if (typeof rec !== 'object' || rec === null || typeof rec.prev !== 'string') {
+      return { ok: false, records: i, line: n, message: `line ${n} has no "prev" hash (edited)` };
+    }
+    if (prev === undefined) {
+      // Every log file starts its own chain (a rotated file too), so a removed first line shows.
+      if (rec.prev !== GENESIS) return { ok: false, records: i, line: n, message: `line 1 does not start the chain: the first line(s) were removed or edited` };
+    } else if (rec.prev !== prev) {
+      return { ok: false, records: i, line: n, message: `line ${n} does not follow line ${n - 1}: line ${n - 1} was edited, or a line was removed or reordered there` };
+    }
+    prev = hashLine(line);
+    offset += Buffer.byteLength(line) + 1;
+    if (opts.head && offset === opts.head.size) {
+      if (opts.head.hash !== prev) return { ok: false, records: i, line: n, message: `line ${n} does not match the recorded head of the log (edited)` };
+      headSeen = true;
+    }
+  }
+  if (opts.head && !headSeen) {
+    const n = lines.length;
+    return { ok: false, records: n, line: n, message: offset < opts.head.size ? `the log is shorter than recorded: its last line(s) were removed (after line ${n})` : `line ${n} or an earlier line was edited: the log does not end where its head says` };
+  }
+  return { ok: true, records: lines.length };
+}
