@@ -247,7 +247,7 @@ export class AuditLog {
   async #openFile(): Promise<void> {
     const file = this.#opts.file;
     await mkdir(dirname(file), { recursive: true });
-    const fh = await open(file, 'a', 0o640);
+    const fh = await open(file, 'a+', 0o640);
     this.#fh = fh;
     this.#ino = (await fh.stat()).ino;
     this.#size = -1;
