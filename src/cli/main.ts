@@ -3,6 +3,7 @@
  * Exit codes: 0 done, 1 refused or invalid, 2 usage.
  */
 import { EXIT_USAGE, UsageError, defaultIo, type CliIo, type CommandHandler } from './args.js';
+import { auditCommand } from './audit.js';
 import { checkCommand, startCommand } from './serve.js';
 import { upstreamCommand } from './upstream.js';
 
@@ -12,6 +13,9 @@ Commands:
   start                         run the gateway
   check                         validate the configuration (exit 1 with errors)
   upstream test NAME [--path P] try an upstream's credentials: token request, then a GET
+  audit [--account NAME] [--since 24h] [--follow] [--json]
+                                show the audit log (a readable table, or JSON lines)
+  audit verify [FILE]           check the audit log's hash chain (exit 1 at the first broken line)
 
 Every command takes -c FILE (default ./gateway.yaml, or $GATEHOUSE_CONFIG).`;
 
@@ -19,6 +23,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   start: startCommand,
   check: checkCommand,
   upstream: upstreamCommand,
+  audit: auditCommand,
 };
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
