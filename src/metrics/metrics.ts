@@ -30,6 +30,12 @@ export class Metrics {
   readonly storeErrors = new Counter({ name: 'gatehouse_store_errors_total', help: 'Token store read failures (the last good snapshot keeps serving).', labelNames: ['kind'] as const, registers: [this.registry] });
 
   constructor(options: { defaults?: boolean } = {}) {
-    if (options.defaults !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.defaults !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client names these gauges *_total, which `promtool check metrics` rejects
+      // ("non-counter metrics should not have _total suffix"); nodejs_active_handles,
+      // nodejs_active_requests and nodejs_active_resources carry the same numbers by type.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    }
   }
 }
