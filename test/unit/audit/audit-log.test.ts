@@ -1,0 +1,90 @@
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { AuditLog } from '../../../src/audit/audit-log.js';
+import { appendAuditEvents, eventBody } from '../../../src/audit/append.js';
+import { readHead, verifyText } from '../../../src/audit/chain.js';
+import { lockPath, withLock, withLockSync } from '../../../src/audit/lock.js';
+import { cut, MAX_FIELD } from '../../../src/audit/record.js';
+import { captureLogger } from '../../helpers/gateway.js';
+
+t.test('AuditLog buffers, flushes on its interval and on close, and keeps one chain', async (t) => {
+  const file = join(t.testdir(), 'sub/audit.log');
+  const a = await AuditLog.open({ file, flushInterval: 20, log: captureLogger([]) });
+  a.append('{"n":1}');
+  a.event('config.reloaded', { reason: 'reloaded' });
+  t.equal(a.pending, 2);
+  await new Promise((r) => setTimeout(r, 80));
+  t.equal(a.pending, 0, 'flushed by the timer');
+  a.append('{"n":3}');
+  await a.close();
+  const text = readFileSync(file, 'utf8');
+  t.equal(text.trim().split('\n').length, 3);
+  t.same(verifyText(text, { head: readHead(file) }), { ok: true, records: 3 });
+  t.notOk(existsSync(lockPath(file)), 'lock released');
+});
+
+t.test('"-" writes the chained lines to stdout', async (t) => {
+  let out = '';
+  const stdout = new Writable({ write: (c: Buffer, _e, cb) => ((out += c.toString()), cb()) });
+  const a = await AuditLog.open({ file: '-', flushInterval: 1000, log: captureLogger([]), stdout });
+  a.append('{"n":1}');
+  a.append('{"n":2}');
+  await a.close();
+  t.equal(verifyText(out).ok, true);
+  t.equal(out.trim().split('\n').length, 2);
+});
+
+t.test('appendAuditEvents() continues a file written by the gateway and the gateway continues after it', async (t) => {
+  const file = join(t.testdir(), 'audit.log');
+  const a = await AuditLog.open({ file, flushInterval: 10_000, log: captureLogger([]) });
+  a.append('{"n":1}');
+  await a.flush();
+  appendAuditEvents(file, [{ event: 'account.created', account: 'robot', key_id: 'k1' }]);
+  a.append('{"n":2}');
+  await a.close();
+  const text = readFileSync(file, 'utf8');
+  t.same(verifyText(text, { head: readHead(file) }), { ok: true, records: 3 });
+  const ev = JSON.parse(text.split('\n')[1]!) as { event: string; principal: { kind: string } };
+  t.equal(ev.event, 'account.created');
+  t.equal(ev.principal.kind, 'operator');
+  t.match(eventBody({ event: 'token.revoked', account: 'x' }), /^\{"time":"[^"]+","request_id":null,"event":"token.revoked"/);
+});
+
+t.test('a write failure is counted once per record, reported, and retried', async (t) => {
+  const dir = t.testdir({ blocker: 'file' });
+  const logs: string[] = [];
+  let failed = 0;
+  const a = await AuditLog.open({ file: join(dir, 'blocker/audit.log'), flushInterval: 10_000, log: captureLogger(logs), onWriteFailure: (n) => (failed += n) });
+  t.equal(a.failing, true);
+  a.append('{"n":1}');
+  await a.flush();
+  await a.flush();
+  t.equal(failed, 1, 'counted once although retried');
+  t.equal(a.pending, 1, 'kept for a retry');
+  t.equal(logs.filter((l) => l.includes('AUDIT LOG CANNOT BE WRITTEN')).length, 1, 'loud once, not per retry');
+  await a.close();
+  t.ok(logs.some((l) => l.includes('AUDIT RECORDS LOST')));
+});
+
+t.test('locks: a stale lock is broken, a held one waits', async (t) => {
+  const file = join(t.testdir(), 'audit.log');
+  writeFileSync(lockPath(file), '999999\n');
+  const { utimesSync } = await import('node:fs');
+  utimesSync(lockPath(file), new Date(0), new Date(0));
+  t.equal(withLockSync(file, () => 1), 1, 'stale lock broken (sync)');
+  writeFileSync(lockPath(file), '999999\n');
+  utimesSync(lockPath(file), new Date(0), new Date(0));
+  t.equal(await withLock(file, async () => 2), 2, 'stale lock broken (async)');
+  let order = '';
+  await Promise.all([withLock(file, async () => { order += 'a'; await new Promise((r) => setTimeout(r, 30)); order += 'A'; }), withLock(file, async () => { order += 'b'; order += 'B'; })]);
+  t.ok(order === 'aAbB' || order === 'bBaA', `serialized: ${order}`);
+});
+
+t.test('cut() keeps 1 kB and marks the rest', async (t) => {
+  t.equal(cut('short'), 'short');
+  const c = cut('z'.repeat(MAX_FIELD + 10));
+  t.equal(c.length, MAX_FIELD + '…[cut]'.length);
+  t.ok(c.endsWith('…[cut]'));
+});

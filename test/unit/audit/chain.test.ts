@@ -1,0 +1,61 @@
+import { openSync, closeSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { chain, GENESIS, hashLine, lastLineAsync, lastLineSync, tailHashSync, verifyText, withPrev } from '../../../src/audit/chain.js';
+
+t.test('chain() links each line to the SHA-256 of the previous line', async (t) => {
+  const { text, last } = chain(['{"a":1}', '{"b":2}', '{}'], GENESIS);
+  const lines = text.trimEnd().split('\n');
+  t.equal(JSON.parse(lines[0]!).prev, GENESIS);
+  t.equal(JSON.parse(lines[1]!).prev, hashLine(lines[0]!));
+  t.equal(JSON.parse(lines[2]!).prev, hashLine(lines[1]!));
+  t.equal(lines[2], `{"prev":"${hashLine(lines[1]!)}"}`);
+  t.equal(last, hashLine(lines[2]!));
+  t.equal(withPrev('{"x":1}', 'p'), '{"x":1,"prev":"p"}');
+  t.same(verifyText(text), { ok: true, records: 3 });
+  t.same(verifyText(''), { ok: true, records: 0 });
+});
+
+t.test('verifyText() names the first broken line', async (t) => {
+  const { text, last } = chain(['{"a":1}', '{"a":2}', '{"a":3}', '{"a":4}'], GENESIS);
+  const lines = text.trimEnd().split('\n');
+  const head = { hash: last, size: Buffer.byteLength(text) };
+  t.equal(verifyText(text, { head }).ok, true);
+  const edit = [...lines];
+  edit[1] = edit[1]!.replace('"a":2', '"a":5');
+  t.match(verifyText(edit.join('\n') + '\n'), { ok: false, line: 3 });
+  t.match(verifyText([lines[0], lines[2], lines[3]].join('\n') + '\n'), { ok: false, line: 2 });
+  t.match(verifyText(lines.slice(1).join('\n') + '\n'), { ok: false, line: 1 });
+  t.match(verifyText(lines.slice(0, 3).join('\n') + '\n', { head }), { ok: false, line: 3, message: /removed/ });
+  const lastEdit = [...lines];
+  lastEdit[3] = lastEdit[3]!.replace('"a":4', '"a":7');
+  t.match(verifyText(lastEdit.join('\n') + '\n', { head }), { ok: false, line: 4 });
+  t.match(verifyText('{"a":1}\n'), { ok: false, line: 1, message: /no "prev"/ });
+  t.match(verifyText('not json\n'), { ok: false, line: 1 });
+  // A head left behind by a crash between the write and the head update still verifies.
+  t.equal(verifyText(text, { head: { hash: hashLine(lines[2]!), size: Buffer.byteLength(lines.slice(0, 3).join('\n') + '\n') } }).ok, true);
+});
+
+t.test('the last line is found across read chunks, with or without a final newline', async (t) => {
+  const dir = t.testdir();
+  const long = 'x'.repeat(200_000);
+  for (const [name, content, want] of [
+    ['a', `one\ntwo\n`, 'two'],
+    ['b', `one\ntwo`, 'two'],
+    ['c', `only\n`, 'only'],
+    ['d', `${long}\n${long}y\n`, `${long}y`],
+    ['e', ``, undefined],
+  ] as const) {
+    const f = join(dir, name);
+    writeFileSync(f, content);
+    const fd = openSync(f, 'r');
+    t.equal(lastLineSync(fd, Buffer.byteLength(content)), want, `${name} sync`);
+    closeSync(fd);
+    const fh = await open(f, 'r');
+    t.equal(await lastLineAsync(fh, Buffer.byteLength(content)), want, `${name} async`);
+    await fh.close();
+  }
+  t.same(tailHashSync(join(dir, 'a')), { prev: hashLine('two'), size: 8 });
+  t.same(tailHashSync(join(dir, 'missing')), { prev: GENESIS, size: 0 });
+});
