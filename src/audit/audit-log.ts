@@ -136,7 +136,8 @@ export class AuditLog {
       do {
         this.#again = false;
         await this.#flushOnce();
-      } while (this.#again && this.#pending.length && !this.#failing);
+        // A flush() asked for while this one ran gets a pass of its own (it may follow a repair).
+      } while (this.#again);
     })().finally(() => (this.#flushing = undefined));
     return this.#flushing;
   }
