@@ -30,19 +30,22 @@ const PRINTABLE = /^[\x20-\x7e]+$/;
 const LIST_ITEM = /^[\x21-\x2b\x2d-\x7e]+$/;
 
 /** The per-issuer state shared across reloads: the key set and the verified-token cache. */
-export class IssuerState {
+export interface IssuerState {
   readonly jwks: JwksCache;
   readonly outcomes: OutcomeCache;
+}
 
-  constructor(name: string, config: IssuerConfig, log: Logger, metrics: Metrics, maxEntries = 10_000) {
-    this.jwks = new JwksCache({ name, config, log, metrics });
-    this.outcomes = new OutcomeCache(maxEntries);
-  }
+/** A stand-alone IssuerState (tests, tools); the gateway builds its parts as shared resources instead. */
+export function createIssuerState(name: string, config: IssuerConfig, log: Logger, metrics: Metrics): IssuerState & { close(): void } {
+  const jwks = new JwksCache({ name, config, log, metrics });
+  const outcomes = new OutcomeCache();
+  return { jwks, outcomes, close: () => (jwks.close(), outcomes.clear()) };
+}
 
-  close(): void {
-    this.jwks.close();
-    this.outcomes.clear();
-  }
+/** The settings a key set depends on: a reload that changes only audience, claims or checks keeps the warm keys. */
+function keySpec(cfg: IssuerConfig): string {
+  const { issuer, jwks_uri, algorithms, jwks_cooldown, jwks_refresh, jwks_max_stale, jwks_timeout } = cfg;
+  return JSON.stringify({ issuer, jwks_uri, algorithms, jwks_cooldown, jwks_refresh, jwks_max_stale, jwks_timeout });
 }
 
 /** Reads a claim: a top-level claim of that exact name (e.g. Auth0's "https://example.com/roles"), else a dot path. */
@@ -162,8 +165,22 @@ export class JwtAuthenticator implements Authenticator {
     }
     if (iss !== this.#cfg.issuer) return this.#unclaimed(ctx, 'jwt_issuer', typeof iss === 'string' ? 'JWT issuer is not accepted on this route' : 'JWT has no "iss" claim');
     return this.#verify(token, cacheKey).catch((err: unknown) => {
-      throw refusal(err);
+      const e = refusal(err);
+      // Two issuer entries for one IdP (e.g. two clients with their own audience): the next one may accept it.
+      if (e.reason === 'jwt_audience' && this.#sameIssuerFollows(ctx)) return NOT_RESPONSIBLE;
+      throw e;
     });
+  }
+
+  /** The token's issuer string, as configured. */
+  get issuer(): string {
+    return this.#cfg.issuer;
+  }
+
+  #sameIssuerFollows(ctx: RequestContext | undefined): boolean {
+    const list = ctx?.route?.authenticators ?? [];
+    const i = list.indexOf(this);
+    return i !== -1 && list.slice(i + 1).some((a) => a instanceof JwtAuthenticator && a.issuer === this.#cfg.issuer);
   }
 
   /** Not ours: the next JWT authenticator may know it; the last one refuses. */
@@ -220,18 +237,20 @@ export class JwtAuthenticator implements Authenticator {
 export const jwtAuthenticators: AuthenticatorFactory = (deps) => {
   const out = new Map<string, Authenticator>();
   for (const [name, cfg] of Object.entries(deps.config.issuers)) {
-    const state = deps.scope.acquire(
+    const jwks = deps.scope.acquire(
       `issuer:${name}`,
-      JSON.stringify(cfg),
+      keySpec(cfg),
       () => {
-        const s = new IssuerState(name, cfg, deps.log, deps.metrics);
+        const j = new JwksCache({ name, config: cfg, log: deps.log, metrics: deps.metrics });
         // `check` and `explain` fetch lazily, when a token needs a key.
-        if (deps.mode === 'serve') s.jwks.start();
-        return s;
+        if (deps.mode === 'serve') j.start();
+        return j;
       },
-      (s) => s.close(),
+      (j) => j.close(),
     );
-    out.set(name, new JwtAuthenticator(name, cfg, state));
+    // Verified outcomes depend on every setting (audience, claims, checks): a changed issuer starts afresh.
+    const outcomes = deps.scope.acquire(`issuer-outcomes:${name}`, JSON.stringify(cfg), () => new OutcomeCache(), (c) => c.clear());
+    out.set(name, new JwtAuthenticator(name, cfg, { jwks, outcomes }));
   }
   return out;
 };

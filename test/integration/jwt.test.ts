@@ -193,3 +193,19 @@ t.test('/readyz is 503 while the JWKS is unreachable at start, tokens get 503, t
   t.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 200);
   t.ok(gw.logs.some((l) => l.includes('JWKS fetch failed')), 'the failure was logged');
 });
+
+t.test('a reload that changes only the audience keeps the warm JWKS and applies the new audience', async (t) => {
+  const { gw, up, idp, ec } = await env(t);
+  const hits = idp.hits.length;
+  const token = await sign(ec, { ...good, groups: ['ops'] });
+  t.equal((await get(`${gw.url}/ops/x`, token)).status, 200);
+  gw.writeConfig(yaml(up.url, idp.jwksUri).replace('audience: [legacy-api, other]', 'audience: other'));
+  const r = await gw.gw.reload('test');
+  t.ok(r.ok, 'reloaded');
+  t.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 200, 'ready at once');
+  const again = await get(`${gw.url}/ops/x`, token);
+  t.equal(again.status, 401, 'the cached outcome does not outlive the old audience');
+  const other = await get(`${gw.url}/ops/x`, await sign(ec, { ...good, aud: 'other', groups: ['ops'] }));
+  t.equal(other.status, 200, 'a token for the new audience passes');
+  t.equal(idp.hits.length, hits, 'no JWKS refetch');
+});

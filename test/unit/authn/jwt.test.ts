@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { SignJWT, base64url } from 'jose';
 import t, { type Test } from 'tap';
 import { NOT_RESPONSIBLE, type Authenticator, type Principal } from '../../../src/authn/authenticator.js';
-import { IssuerState, JwtAuthenticator, claimList, principalFrom } from '../../../src/authn/jwt.js';
+import { createIssuerState, JwtAuthenticator, type IssuerState, claimList, principalFrom } from '../../../src/authn/jwt.js';
 import { OutcomeCache } from '../../../src/authn/outcome-cache.js';
 import { configSchema, type IssuerConfig } from '../../../src/config/schema.js';
 import { GatewayError } from '../../../src/errors.js';
@@ -36,7 +36,7 @@ async function fixture(t: Test, extra: Record<string, unknown> = {}, opts: { sta
   const logs: string[] = [];
   const metrics = new Metrics({ defaults: false });
   const name = opts.name ?? 'corp';
-  const state = new IssuerState(name, cfg, captureLogger(logs), metrics);
+  const state = createIssuerState(name, cfg, captureLogger(logs), metrics);
   t.teardown(() => state.close());
   if (opts.start !== false) {
     state.jwks.start();
@@ -153,7 +153,7 @@ t.test('a token without kid is tried only when exactly one key fits its alg', as
   const ec2 = await makeKey('ES256', 'ec-2');
   f.idp.keys.push(ec2.publicJwk);
   f.state.jwks.close();
-  const state = new IssuerState('corp', issuerConfig({ jwks_uri: f.idp.jwksUri }), captureLogger([]), f.metrics);
+  const state = createIssuerState('corp', issuerConfig({ jwks_uri: f.idp.jwksUri }), captureLogger([]), f.metrics);
   t.teardown(() => state.close());
   state.jwks.start();
   await until(() => state.jwks.ready());
@@ -165,7 +165,7 @@ t.test('a token without kid is tried only when exactly one key fits its alg', as
 t.test('several issuers: an authenticator claims only tokens of its iss; the last refuses unknown ones', async (t) => {
   const f = await fixture(t);
   const partnerCfg = configSchema.parse({ issuers: { partner: { issuer: 'https://partner.test', jwks_uri: f.idp.jwksUri, audience: ['x', 'legacy-api'], algorithms: ['ES256'] } } }).issuers.partner as IssuerConfig;
-  const pstate = new IssuerState('partner', partnerCfg, captureLogger([]), f.metrics);
+  const pstate = createIssuerState('partner', partnerCfg, captureLogger([]), f.metrics);
   t.teardown(() => pstate.close());
   pstate.jwks.start();
   await until(() => pstate.jwks.ready());
@@ -178,6 +178,21 @@ t.test('several issuers: an authenticator claims only tokens of its iss; the las
   const refused = await outcome(partner, ctoken, ctx);
   t.equal((refused as GatewayError).reason, 'jwt_issuer', 'the last JWT authenticator refuses a foreign iss');
   t.equal(await outcome(f.auth, 'gth_abc_def', ctx), NOT_RESPONSIBLE, 'not a JWS: not ours');
+});
+
+t.test('two issuer entries for one iss: an audience mismatch passes to the next one', async (t) => {
+  const f = await fixture(t);
+  const cfg2 = issuerConfig({ jwks_uri: f.idp.jwksUri, audience: 'second-api' });
+  const s2 = createIssuerState('corp2', cfg2, captureLogger([]), f.metrics);
+  t.teardown(() => s2.close());
+  s2.jwks.start();
+  await until(() => s2.jwks.ready());
+  const second = new JwtAuthenticator('corp2', cfg2, s2);
+  const ctx = ctxFor(f.auth, second);
+  const token = await sign(f.rsa, { ...good, aud: 'second-api' });
+  t.equal(await outcome(f.auth, token, ctx), NOT_RESPONSIBLE, 'the first hands it on');
+  t.equal(((await outcome(second, token, ctx)) as Principal).issuer, 'corp2');
+  t.equal(((await outcome(f.auth, await sign(f.rsa, { ...good, aud: 'nobody' }), ctxFor(second, f.auth))) as GatewayError).reason, 'jwt_audience', 'the last one refuses');
 });
 
 t.test('keys: a rotated key is accepted on first use; a burst of unknown kids costs one fetch', async (t) => {
@@ -251,7 +266,7 @@ for (const mode of ['error', 'garbage', 'redirect', 'huge', 'hang'] as const) {
     idp.mode = mode;
     const metrics = new Metrics({ defaults: false });
     const cfg = issuerConfig({ jwks_uri: idp.jwksUri, jwks_timeout: '300ms' });
-    const state = new IssuerState('corp', cfg, captureLogger([]), metrics);
+    const state = createIssuerState('corp', cfg, captureLogger([]), metrics);
     t.teardown(() => state.close());
     state.jwks.start();
     await new Promise((r) => setTimeout(r, mode === 'hang' ? 500 : 150));
@@ -272,7 +287,7 @@ t.test('keys: jwks_uri is discovered from the issuer when omitted', async (t) =>
   const idp = await startJwks(t, [rsa.publicJwk]);
   idp.discovery = { issuer: idp.url };
   const cfg = configSchema.parse({ issuers: { d: { issuer: idp.url, audience: 'a', algorithms: ['RS256'] } } }).issuers.d as IssuerConfig;
-  const state = new IssuerState('d', cfg, captureLogger([]), new Metrics({ defaults: false }));
+  const state = createIssuerState('d', cfg, captureLogger([]), new Metrics({ defaults: false }));
   t.teardown(() => state.close());
   state.jwks.start();
   await until(() => state.jwks.ready());
