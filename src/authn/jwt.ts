@@ -117,6 +117,7 @@ function refusal(err: unknown): GatewayError {
   if (err instanceof errors.JWTExpired) return unauthenticated(err.claim === 'iat' ? 'jwt_too_old' : 'jwt_expired', msg);
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.reason === 'missing') return unauthenticated('jwt_claim_missing', msg);
+    if (err.reason === 'invalid') return unauthenticated('jwt_malformed', msg);
     const reason = { aud: 'jwt_audience', iss: 'jwt_issuer', nbf: 'jwt_not_yet_valid', iat: 'jwt_iat_future', typ: 'jwt_typ', exp: 'jwt_expired' }[err.claim];
     return unauthenticated(reason ?? 'jwt_malformed', msg);
   }
@@ -131,6 +132,17 @@ function isLastJwt(a: Authenticator, list: readonly Authenticator[] | undefined)
   if (!list || !list.includes(a)) return true;
   if (!lastJwt.has(list)) lastJwt.set(list, list.findLast((x) => x instanceof JwtAuthenticator));
   return lastJwt.get(list) === a;
+}
+
+/** A route's JWT authenticators ask in turn about the same token: hash it once per request. */
+const keys = new WeakMap<RequestContext, { token: string; key: string }>();
+function keyFor(token: string, ctx: RequestContext | undefined): string {
+  if (!ctx) return OutcomeCache.key(token);
+  const memo = keys.get(ctx);
+  if (memo?.token === token) return memo.key;
+  const key = OutcomeCache.key(token);
+  keys.set(ctx, { token, key });
+  return key;
 }
 
 export class JwtAuthenticator implements Authenticator {
@@ -154,7 +166,7 @@ export class JwtAuthenticator implements Authenticator {
 
   authenticate(token: string, ctx: RequestContext | undefined): AuthOutcome | Promise<AuthOutcome> {
     if (!COMPACT_JWS.test(token)) return NOT_RESPONSIBLE;
-    const cacheKey = OutcomeCache.key(token);
+    const cacheKey = keyFor(token, ctx);
     const hit = this.#state.outcomes.get(cacheKey);
     if (hit) return hit;
     let iss: unknown;

@@ -123,6 +123,7 @@ t.test('authenticate() refuses each forged or invalid token with its reason', as
     ['comma in a scope', sign(f.rsa, { ...good, scope: ['a,admin'] }), '401 claim_invalid'],
     ['scope not a string list', sign(f.rsa, { ...good, scope: { a: 1 } }), '401 claim_invalid'],
     ['tampered payload', sign(f.rsa, good).then((tok) => { const [h, , s] = tok.split('.'); return `${h}.${enc({ ...good, sub: 'root', exp: now + 60 })}.${s}`; }), '401 jwt_bad_signature'],
+    ['iat not a number', sign(f.rsa, { ...good, iat: 'yesterday' as unknown as number }), '401 jwt_malformed'],
     ['payload not JSON', `${enc({ alg: 'RS256', kid: 'rsa-1' })}.${base64url.encode('nope')}.AAAA`, '401 jwt_malformed'],
   ];
   for (const [name, tok, want] of cases) {
