@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import type { Gateway } from '../../src/app.js';
@@ -423,4 +425,36 @@ t.test('the request log says why a credentialed request failed, without any secr
   t.equal(line?.upstream, 'api');
   t.notOk(logs.join('\n').includes('caller-token-value'), 'nor the caller token');
   assertNoSecrets(t, [...logs, text], ts);
+});
+
+t.test('audit records and metrics name credential problems and carry no secret', async (t) => {
+  const ts = await startTokenServer(t, CLIENT);
+  // The upstream rejects every token: the second rejection is a credentials problem.
+  const up = await startUpstream(t, (_req, res) => {
+    res.writeHead(401);
+    res.end();
+  });
+  const yaml = config(up.url, ts) + 'audit: { file: ./audit.log }\n';
+  const { url, adminUrl, gw, dir, logs } = await startGateway(t, yaml, files);
+  t.equal((await fetch(`${url}/api/x`, { headers: { authorization: 'Bearer caller-secret-token' } })).status, 401);
+  t.equal((await fetch(`${url}/api/x`)).status, 502);
+  const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
+  t.match(metrics, /gatehouse_upstream_errors_total\{upstream="api",kind="credentials"\} 2/);
+  t.match(metrics, /gatehouse_upstream_token_fetches_total\{upstream="api",result="ok"\} 2/);
+  await gw.close();
+  const audit = readFileSync(join(dir, 'audit.log'), 'utf8');
+  const records = audit
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r.event === 'request');
+  t.same(
+    records.map((r) => [r.status, r.reason, r.upstream]),
+    [
+      [401, 'upstream_credentials_rejected', 'api'],
+      [502, 'upstream_credentials_rejected', 'api'],
+    ],
+  );
+  t.notOk(audit.includes('caller-secret-token'));
+  assertNoSecrets(t, [audit, metrics, ...logs], ts);
 });
