@@ -41,6 +41,10 @@ export function buildCredentials(upstream: string, cfg: CredentialsConfig, deps:
   }
   const o = cfg.oauth2_client_credentials;
   if (o === undefined) throw new Error(`upstream "${upstream}": expected one of oauth2_client_credentials, bearer, basic or headers`);
+  const tokenUrl = new URL(o.token_url);
+  if (deps.mode === 'serve' && tokenUrl.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(tokenUrl.hostname)) {
+    deps.log.warn({ upstream, token_url: tokenUrl.origin }, 'token_url is plain http: the client secret and tokens travel unencrypted');
+  }
   return new OAuth2TokenManager({
     upstream,
     request: tokenRequestConfig(upstream, o, deps.baseDir),
