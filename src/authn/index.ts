@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Authenticator } from './authenticator.js';
 import { jwtAuthenticators } from './jwt.js';
+import { serviceAccountFactory } from './service-account.js';
 
 export interface AuthnDeps {
   config: Config;
@@ -24,7 +25,7 @@ export interface AuthnDeps {
 /** One factory per kind of authenticator, each in its own module; it returns the authenticators it builds, by name. */
 export type AuthenticatorFactory = (deps: AuthnDeps) => Map<string, Authenticator>;
 
-const factories: readonly AuthenticatorFactory[] = [jwtAuthenticators];
+const factories: readonly AuthenticatorFactory[] = [serviceAccountFactory, jwtAuthenticators];
 
 export function buildAuthenticators(deps: AuthnDeps): Map<string, Authenticator> {
   const out = new Map<string, Authenticator>();

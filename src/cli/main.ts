@@ -4,6 +4,7 @@
  */
 import { EXIT_USAGE, UsageError, defaultIo, type CliIo, type CommandHandler } from './args.js';
 import { auditCommand } from './audit.js';
+import { accountsCommand } from './accounts.js';
 import { checkCommand, startCommand } from './serve.js';
 import { upstreamCommand } from './upstream.js';
 
@@ -16,6 +17,9 @@ Commands:
   audit [--account NAME] [--since 24h] [--follow] [--json]
                                 show the audit log (a readable table, or JSON lines)
   audit verify [FILE]           check the audit log's hash chain (exit 1 at the first broken line)
+  accounts create NAME --role R [--team T[:ROLE]]... [--expires-in 12mo] [--description D]
+  accounts list | show NAME | rotate NAME [--grace 1h] | revoke NAME | delete NAME
+                                manage service accounts (--json on every listing)
 
 Every command takes -c FILE (default ./gateway.yaml, or $GATEHOUSE_CONFIG).`;
 
@@ -24,6 +28,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   check: checkCommand,
   upstream: upstreamCommand,
   audit: auditCommand,
+  accounts: accountsCommand,
 };
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {

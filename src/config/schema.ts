@@ -214,7 +214,13 @@ const audit = z
 
 const accounts = z
   .strictObject({
-    max_lifetime: z.string().default('24mo'),
+    /** Longest token lifetime; `mo`/`y` count calendar months. */
+    max_lifetime: z
+      .string()
+      .refine((t) => parseDuration(t) !== undefined, { message: 'expected a duration such as "24mo" or "365d"' })
+      .default('24mo'),
+    /** How often a running gateway writes the batched last-used times of tokens. */
+    last_used_interval: duration.prefault('1m'),
     token_prefix: z.string().regex(/^[a-z][a-z0-9]{1,15}$/).default('gth'),
   })
   .prefault({});

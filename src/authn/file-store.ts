@@ -1,0 +1,264 @@
+/**
+ * The `file:` token store: one JSON file.
+ *
+ * - Writes are read-modify-write under a lock file (`<file>.lock`, created
+ *   with O_EXCL; a lock whose owner process is gone, or older than 30 s, is
+ *   stale and broken), on data read fresh under the lock, then written to a
+ *   temporary file, fsync'd and renamed over the store: a reader sees the old
+ *   file or the new one, never half of one, and no writer loses another's
+ *   update.
+ * - A running gateway polls the file (fs.watchFile, 250 ms by default, which
+ *   also works where inotify does not, e.g. on network or container mounts),
+ *   so that a change reaches it well within the 2 s of DESIGN.md §3.
+ * - A damaged file is never treated as empty and never overwritten: at open
+ *   it throws; later the last good snapshot keeps serving and the error is
+ *   reported (logged and counted by the caller).
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, unwatchFile, watchFile, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import type { StoreOptions, TokenStore } from './token-store.js';
+import { emptyStore, parseStoreText, StoreError, StoreSnapshot, storeFileSchema, type StoreData } from './store-data.js';
+
+const LOCK_TIMEOUT_MS = 10_000;
+const LOCK_STALE_MS = 30_000;
+
+export class FileStore implements TokenStore {
+  readonly location: string;
+  readonly #path: string;
+  readonly #lockPath: string;
+  readonly #options: StoreOptions;
+  #snapshot: StoreSnapshot;
+  #lastText: string | undefined;
+  #lastError: string | undefined;
+  #pending = new Map<string, Date>();
+  #timer: NodeJS.Timeout | undefined;
+  #watching = false;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(path: string, options: StoreOptions) {
+    this.#path = path;
+    this.#lockPath = `${path}.lock`;
+    this.location = path;
+    this.#options = options;
+    const text = this.#readText(true);
+    this.#snapshot = new StoreSnapshot(text === undefined ? emptyStore() : parseStoreText(text, path));
+    this.#lastText = text;
+  }
+
+  current(): StoreSnapshot {
+    return this.#snapshot;
+  }
+
+  /** The file's text; undefined when it does not exist (an empty store) and `missingOk`. */
+  #readText(missingOk: boolean): string | undefined {
+    try {
+      return readFileSync(this.#path, 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT' && missingOk) return undefined;
+      throw new StoreError('read', `Cannot read token store "${this.#path}": ${e.code === 'ENOENT' ? 'the file has disappeared' : (e.code ?? e.message)}`, { cause: err });
+    }
+  }
+
+  #install(text: string | undefined, data: StoreData): StoreSnapshot {
+    this.#lastText = text;
+    this.#lastError = undefined;
+    this.#snapshot = new StoreSnapshot(data);
+    this.#options.onChange?.(this.#snapshot);
+    return this.#snapshot;
+  }
+
+  async refresh(): Promise<StoreSnapshot> {
+    const text = this.#readText(true);
+    if (text !== undefined && text === this.#lastText) return this.#snapshot;
+    return this.#install(text, text === undefined ? emptyStore() : parseStoreText(text, this.#path));
+  }
+
+  /** Poll callback: a change on disk replaces the snapshot; a failure keeps the last good one. */
+  #poll = (): void => {
+    try {
+      // Once the store exists, its disappearance is a fault, not "no accounts".
+      const text = this.#readText(this.#lastText === undefined);
+      if (text === this.#lastText) return;
+      this.#install(text, text === undefined ? emptyStore() : parseStoreText(text, this.#path));
+    } catch (err) {
+      const e = err instanceof StoreError ? err : new StoreError('read', `Cannot read token store "${this.#path}": ${(err as Error).message}`, { cause: err });
+      if (e.message === this.#lastError) return;
+      this.#lastError = e.message;
+      this.#options.onError?.(e);
+    }
+  };
+
+  update<T>(change: (data: StoreData) => T): Promise<T> {
+    const run = async (): Promise<T> => {
+      const release = await this.#lock();
+      try {
+        const text = this.#readText(true);
+        // Never overwrite a damaged file: parseStoreText throws, and nothing is written.
+        const data = text === undefined ? emptyStore() : parseStoreText(text, this.#path);
+        const result = change(data);
+        const checked = storeFileSchema.parse(data);
+        const out = JSON.stringify(checked, null, 2) + '\n';
+        this.#write(out);
+        this.#install(out, checked);
+        return result;
+      } finally {
+        release();
+      }
+    };
+    const p = this.#chain.then(run, run);
+    this.#chain = p.catch(() => undefined);
+    return p;
+  }
+
+  #write(text: string): void {
+    const dir = dirname(this.#path);
+    const tmp = `${this.#path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      const fd = openSync(tmp, 'wx', 0o600);
+      try {
+        writeSync(fd, text);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.#path);
+    } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // already renamed or never created
+      }
+      throw new StoreError('write', `Cannot write token store "${this.#path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+    // Make the rename itself durable; not every platform can fsync a directory.
+    try {
+      const d = openSync(dir, 'r');
+      try {
+        fsyncSync(d);
+      } finally {
+        closeSync(d);
+      }
+    } catch {
+      // best effort
+    }
+  }
+
+  async #lock(): Promise<() => void> {
+    const deadline = Date.now() + LOCK_TIMEOUT_MS;
+    try {
+      mkdirSync(dirname(this.#path), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StoreError('lock', `Cannot create the directory of token store "${this.#path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+    const mine = JSON.stringify({ pid: process.pid, host: hostname(), time: new Date().toISOString(), nonce: randomBytes(6).toString('hex') });
+    for (;;) {
+      try {
+        const fd = openSync(this.#lockPath, 'wx', 0o600);
+        try {
+          writeSync(fd, mine);
+        } finally {
+          closeSync(fd);
+        }
+        return () => {
+          try {
+            // Only remove our own lock (it may have been broken as stale and re-taken).
+            if (readFileSync(this.#lockPath, 'utf8') === mine) unlinkSync(this.#lockPath);
+          } catch {
+            // gone already
+          }
+        };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST') throw new StoreError('lock', `Cannot lock token store "${this.#path}": ${code ?? (err as Error).message}`, { cause: err });
+      }
+      const held = this.#staleLock();
+      if (held === 'stale') continue;
+      if (Date.now() > deadline) {
+        throw new StoreError('lock', `Cannot lock token store "${this.#path}": "${this.#lockPath}" is held (${held}); if no gatehouse process is running, remove that file`);
+      }
+      await sleep(5 + Math.floor(Math.random() * 25));
+    }
+  }
+
+  /** Breaks a stale lock and returns 'stale', or describes the live holder. */
+  #staleLock(): string {
+    let text: string;
+    let mtime: number;
+    try {
+      text = readFileSync(this.#lockPath, 'utf8');
+      mtime = statSync(this.#lockPath).mtimeMs;
+    } catch {
+      return 'stale'; // released meanwhile: try again at once
+    }
+    let owner: { pid?: number; host?: string } = {};
+    try {
+      owner = JSON.parse(text) as typeof owner;
+    } catch {
+      // Being written right now, or left empty by a crash: judge by age only.
+    }
+    const age = Date.now() - mtime;
+    let dead = false;
+    if (owner.pid !== undefined && owner.host === hostname() && owner.pid !== process.pid) {
+      try {
+        process.kill(owner.pid, 0);
+      } catch (err) {
+        dead = (err as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    }
+    if (dead || age > LOCK_STALE_MS) {
+      try {
+        // Re-check right before breaking it, so as not to remove a lock taken meanwhile.
+        if (readFileSync(this.#lockPath, 'utf8') === text) unlinkSync(this.#lockPath);
+      } catch {
+        // someone else broke it
+      }
+      return 'stale';
+    }
+    return `by pid ${owner.pid ?? '?'} on ${owner.host ?? '?'} for ${Math.round(age)} ms`;
+  }
+
+  recordUse(keyId: string, at: Date): void {
+    this.#pending.set(keyId, at);
+  }
+
+  /** Writes the batched last-used times (one write for all of them). */
+  async flush(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    try {
+      await this.update((data) => {
+        for (const a of data.accounts) {
+          for (const t of a.tokens) {
+            const at = batch.get(t.key_id);
+            if (at && (t.last_used === undefined || Date.parse(t.last_used) < at.getTime())) t.last_used = at.toISOString();
+          }
+        }
+      });
+    } catch (err) {
+      // Keep them for the next attempt, unless newer uses arrived meanwhile.
+      for (const [k, v] of batch) if (!this.#pending.has(k)) this.#pending.set(k, v);
+      this.#options.onError?.(err instanceof StoreError ? err : new StoreError('write', (err as Error).message, { cause: err }));
+    }
+  }
+
+  start(): void {
+    if (this.#watching) return;
+    this.#watching = true;
+    watchFile(this.#path, { interval: this.#options.pollInterval ?? 250, persistent: false }, this.#poll);
+    this.#timer = setInterval(() => void this.flush(), this.#options.lastUsedInterval ?? 60_000);
+    this.#timer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.#watching) unwatchFile(this.#path, this.#poll);
+    this.#watching = false;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.flush();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The `service_account` authenticator: claims bearer tokens that start with
+ * `<prefix>_`, checks shape and checksum without touching the store, then
+ * looks the key id up in the store's in-memory snapshot and compares the
+ * secret's SHA-256 in constant time.
+ */
+import type { Logger } from 'pino';
+import { ConfigError } from '../config/load.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { unauthenticated } from '../pipeline/authenticate.js';
+import { tokenStatus } from './accounts.js';
+import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator, type Principal } from './authenticator.js';
+import type { AuthenticatorFactory } from './index.js';
+import { openTokenStore, StoreError, type StoreSnapshot, type StoredToken, type TokenStore } from './token-store.js';
+import { parseToken, secretMatches } from './tokens.js';
+
+export class ServiceAccountAuthenticator implements Authenticator {
+  readonly name = 'service_account';
+  readonly store: TokenStore;
+  readonly #prefix: string;
+  /** Principals per stored token record: a new snapshot brings new records, so this never goes stale. */
+  readonly #principals = new WeakMap<StoredToken, Principal>();
+
+  constructor(store: TokenStore, prefix: string) {
+    this.store = store;
+    this.#prefix = prefix;
+  }
+
+  authenticate(token: string): AuthOutcome {
+    if (!token.startsWith(this.#prefix + '_')) return NOT_RESPONSIBLE;
+    const parsed = parseToken(this.#prefix, token);
+    if (!parsed.ok) throw unauthenticated('token_malformed', parsed.problem);
+    const entry = this.store.current().byKeyId(parsed.keyId);
+    if (!entry) throw unauthenticated('token_unknown', `no service-account token has key id ${parsed.keyId}`);
+    if (!secretMatches(parsed.secret, entry.token.hash)) throw unauthenticated('token_unknown', `wrong secret for key id ${parsed.keyId}`);
+    const now = Date.now();
+    const status = tokenStatus(entry.token, now);
+    if (status === 'revoked') throw unauthenticated('token_revoked', `token ${parsed.keyId} of service account "${entry.account.name}" was revoked at ${entry.token.revoked}`);
+    if (status === 'expired') throw unauthenticated('token_expired', `token ${parsed.keyId} of service account "${entry.account.name}" expired at ${entry.token.expires}`);
+    this.store.recordUse(parsed.keyId, new Date(now));
+    let p = this.#principals.get(entry.token);
+    if (!p) {
+      const a = entry.account;
+      p = Object.freeze({
+        kind: 'service_account' as const,
+        subject: a.name,
+        roles: Object.freeze([a.role]),
+        teams: new Map(Object.entries(a.teams).map(([team, role]) => [team, role ?? undefined])),
+        scopes: Object.freeze([...a.scopes]),
+        keyId: parsed.keyId,
+      });
+      this.#principals.set(entry.token, p);
+    }
+    return p;
+  }
+}
+
+/** gatehouse_token_expiry_timestamp_seconds: per account, the latest expiry of a token that still works. */
+function exportExpiry(metrics: Metrics, snap: StoreSnapshot): void {
+  metrics.tokenExpiry.reset();
+  const now = Date.now();
+  for (const a of snap.accounts) {
+    let latest = 0;
+    for (const t of a.tokens) if (tokenStatus(t, now) === 'active') latest = Math.max(latest, Date.parse(t.expires));
+    if (latest) metrics.tokenExpiry.set({ account: a.name }, latest / 1000);
+  }
+}
+
+function storeErrorHandler(log: Logger, metrics: Metrics) {
+  return (err: StoreError) => {
+    metrics.storeErrors.inc({ kind: err.kind });
+    log.error({ store_error: err.message, kind: err.kind }, 'token store problem: the last good snapshot keeps serving');
+  };
+}
+
+export const serviceAccountFactory: AuthenticatorFactory = (deps) => {
+  const { config, source, log, metrics, mode } = deps;
+  const url = config.store;
+  const lastUsedInterval = config.accounts.last_used_interval;
+  const spec = JSON.stringify({ url, baseDir: source.baseDir, lastUsedInterval, mode });
+  let store: TokenStore;
+  try {
+    store = deps.scope.acquire(
+      `store:${url}`,
+      spec,
+      () => {
+        const s = openTokenStore(url, {
+          baseDir: source.baseDir,
+          lastUsedInterval,
+          onError: storeErrorHandler(log, metrics),
+          onChange: (snap) => {
+            log.info({ store: s.location, accounts: snap.accounts.length }, 'token store reloaded');
+            exportExpiry(metrics, snap);
+          },
+        });
+        exportExpiry(metrics, s.current());
+        if (mode === 'serve') s.start();
+        return s;
+      },
+      (s) => s.close(),
+    );
+  } catch (err) {
+    if (err instanceof StoreError) throw new ConfigError([source.issue(['store'], err.message)]);
+    throw err;
+  }
+  return new Map([['service_account', new ServiceAccountAuthenticator(store, config.accounts.token_prefix)]]);
+};

@@ -1,0 +1,109 @@
+/**
+ * Service-account tokens (DESIGN.md §3):
+ *
+ *     <prefix>_<key id>_<secret><checksum>      e.g. gth_4fQk2Lx9aZ0b_…43 chars…Xy12Ab
+ *
+ * - key id: 12 base62 characters (~71 bits), the O(1) lookup key in the store;
+ * - secret: 32 random bytes (256 bits) as exactly 43 base62 characters;
+ * - checksum: CRC32 of everything before it, as 6 base62 characters, so that
+ *   a mistyped or forged-shape token is refused without touching the store
+ *   and secret scanners can recognise a leaked one (the GitHub token scheme).
+ *
+ * Only SHA-256 of the secret is ever stored; it is compared in constant time.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export const KEY_ID_LENGTH = 12;
+export const SECRET_LENGTH = 43;
+export const CHECKSUM_LENGTH = 6;
+
+/** Big-endian bytes → fixed-width base62 (left-padded with "0"). */
+export function base62(bytes: Uint8Array, width: number): string {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  let out = '';
+  while (n > 0n) {
+    out = ALPHABET[Number(n % 62n)] + out;
+    n /= 62n;
+  }
+  if (out.length > width) throw new RangeError(`value does not fit in ${width} base62 digits`);
+  return out.padStart(width, '0');
+}
+
+let CRC_TABLE: Uint32Array | undefined;
+
+/** CRC-32 (IEEE 802.3), as in zlib: zlib.crc32 only exists from Node 20.15. */
+export function crc32(text: string): number {
+  if (!CRC_TABLE) {
+    CRC_TABLE = new Uint32Array(256);
+    for (let i = 0; i < 256; i++) {
+      let c = i;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      CRC_TABLE[i] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (const b of Buffer.from(text, 'utf8')) crc = (CRC_TABLE[(crc ^ b) & 0xff] as number) ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+function checksum(body: string): string {
+  const n = crc32(body);
+  return base62(Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff), CHECKSUM_LENGTH);
+}
+
+/** A fresh random key id. */
+export function newKeyId(): string {
+  // 70 random bits: 2^70 < 62^12 (≈ 2^71.45), so it always fits in 12 digits.
+  const bytes = randomBytes(9);
+  bytes[0] = (bytes[0] as number) & 0x3f;
+  return base62(bytes, KEY_ID_LENGTH);
+}
+
+export interface IssuedToken {
+  /** The full token: shown once, never stored. */
+  token: string;
+  keyId: string;
+  /** SHA-256 of the secret, hex: what the store keeps. */
+  hash: string;
+}
+
+/** Hex SHA-256 of a token secret. */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** Issues a new token under `prefix` with the given key id (fresh when omitted). */
+export function issueToken(prefix: string, keyId: string = newKeyId()): IssuedToken {
+  const secret = base62(randomBytes(32), SECRET_LENGTH);
+  const body = `${prefix}_${keyId}_${secret}`;
+  return { token: body + checksum(body), keyId, hash: hashSecret(secret) };
+}
+
+export type ParsedToken = { ok: true; keyId: string; secret: string } | { ok: false; problem: string };
+
+/**
+ * Splits a token that starts with `<prefix>_`; checks shape and checksum only
+ * (no store access). The problem text never contains the token.
+ */
+export function parseToken(prefix: string, token: string): ParsedToken {
+  const head = prefix.length + 1;
+  const expected = head + KEY_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH;
+  if (token.length !== expected) return { ok: false, problem: `token has ${token.length} characters, expected ${expected}` };
+  if (!token.startsWith(prefix + '_') || token[head + KEY_ID_LENGTH] !== '_') return { ok: false, problem: 'token does not have the <prefix>_<key id>_<secret> shape' };
+  const keyId = token.slice(head, head + KEY_ID_LENGTH);
+  const rest = token.slice(head + KEY_ID_LENGTH + 1);
+  if (!/^[0-9A-Za-z]+$/.test(keyId) || !/^[0-9A-Za-z]+$/.test(rest)) return { ok: false, problem: 'token has characters outside base62' };
+  const secret = rest.slice(0, SECRET_LENGTH);
+  const sum = rest.slice(SECRET_LENGTH);
+  if (checksum(token.slice(0, token.length - CHECKSUM_LENGTH)) !== sum) return { ok: false, problem: 'token checksum does not match (mistyped or truncated)' };
+  return { ok: true, keyId, secret };
+}
+
+/** Constant-time comparison of a presented secret against a stored hex hash. */
+export function secretMatches(secret: string, storedHash: string): boolean {
+  const a = createHash('sha256').update(secret, 'utf8').digest();
+  const b = Buffer.from(storedHash, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
