@@ -5,6 +5,7 @@
 import { EXIT_USAGE, UsageError, defaultIo, type CliIo, type CommandHandler } from './args.js';
 import { auditCommand } from './audit.js';
 import { accountsCommand } from './accounts.js';
+import { explainCommand } from './explain.js';
 import { checkCommand, startCommand } from './serve.js';
 import { upstreamCommand } from './upstream.js';
 
@@ -17,6 +18,8 @@ Commands:
   audit [--account NAME] [--since 24h] [--follow] [--json]
                                 show the audit log (a readable table, or JSON lines)
   audit verify [FILE]           check the audit log's hash chain (exit 1 at the first broken line)
+  explain [--token T] [--json] METHOD URL
+                                offline: which route, who the token is, each rule, the decision
   accounts create NAME --role R [--team T[:ROLE]]... [--expires-in 12mo] [--description D]
   accounts list | show NAME | rotate NAME [--grace 1h] | revoke NAME | delete NAME
                                 manage service accounts (--json on every listing)
@@ -29,6 +32,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   upstream: upstreamCommand,
   audit: auditCommand,
   accounts: accountsCommand,
+  explain: explainCommand,
 };
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
