@@ -36,6 +36,9 @@ const COMMANDS: Record<string, CommandHandler> = {
 };
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  // `-c FILE` may also come before the command (DESIGN.md §6: anywhere).
+  if ((argv[0] === '-c' || argv[0] === '--config') && argv.length > 1) argv = [...argv.slice(2), argv[0], argv[1]!];
+  else if (argv[0]?.startsWith('--config=')) argv = [...argv.slice(1), argv[0]];
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     io.out(USAGE);
