@@ -1,0 +1,36 @@
+import t from 'tap';
+import { base62, crc32, hashSecret, issueToken, parseToken, secretMatches } from '../../../src/authn/tokens.js';
+
+t.test('issueToken() makes <prefix>_<key id>_<secret><checksum> with a 256-bit secret', async (t) => {
+  const a = issueToken('gth');
+  t.match(a.token, /^gth_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$/);
+  t.match(a.hash, /^[0-9a-f]{64}$/);
+  t.notOk(a.token.includes(a.hash));
+  const p = parseToken('gth', a.token);
+  t.ok(p.ok);
+  if (p.ok) {
+    t.equal(p.keyId, a.keyId);
+    t.equal(hashSecret(p.secret), a.hash, 'only the hash of the secret is needed to verify');
+    t.ok(secretMatches(p.secret, a.hash));
+    t.notOk(secretMatches(p.secret.slice(1) + 'x', a.hash));
+  }
+  t.not(issueToken('gth').token, a.token);
+  t.equal(base62(new Uint8Array(32).fill(255), 43).length, 43, '2^256 - 1 fits in 43 base62 digits');
+});
+
+t.test('parseToken() rejects mistyped and forged-shape tokens without a store', async (t) => {
+  const { token } = issueToken('gth');
+  const flip = (i: number) => token.slice(0, i) + (token[i] === 'A' ? 'B' : 'A') + token.slice(i + 1);
+  for (const i of [4, 10, 17, 40, 60, token.length - 1]) t.notOk(parseToken('gth', flip(i)).ok, `a change at ${i} fails the checksum`);
+  t.notOk(parseToken('gth', token.slice(0, -1)).ok, 'truncated');
+  t.notOk(parseToken('gth', token + 'A').ok, 'too long');
+  t.notOk(parseToken('gth', token.replace('_', '-')).ok, 'wrong separator');
+  t.notOk(parseToken('abc', token).ok, 'other prefix');
+  const bad = parseToken('gth', flip(30));
+  t.ok(!bad.ok && !bad.problem.includes(token.slice(17, 40)), 'the problem text never repeats the token');
+});
+
+t.test('crc32() is the IEEE CRC-32', async (t) => {
+  t.equal(crc32('123456789'), 0xcbf43926);
+  t.equal(crc32(''), 0);
+});
