@@ -7,16 +7,18 @@
  *   temporary file, fsync'd and renamed over the store: a reader sees the old
  *   file or the new one, never half of one, and no writer loses another's
  *   update.
- * - A running gateway polls the file (fs.watchFile, 250 ms by default, which
- *   also works where inotify does not, e.g. on network or container mounts),
- *   so that a change reaches it well within the 2 s of DESIGN.md §3.
+ * - A running gateway watches the file's directory (fs.watch: the file is
+ *   replaced by rename, so its own inode changes) and also polls it
+ *   (fs.watchFile, 250 ms by default, for where inotify does not reach, e.g.
+ *   network or container mounts), so that a change reaches it well within
+ *   the 2 s of DESIGN.md §3.
  * - A damaged file is never treated as empty and never overwritten: at open
  *   it throws; later the last good snapshot keeps serving and the error is
  *   reported (logged and counted by the caller).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, unwatchFile, watchFile, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, unwatchFile, watch, watchFile, writeSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import type { StoreOptions, TokenStore } from './token-store.js';
@@ -36,6 +38,7 @@ export class FileStore implements TokenStore {
   #pending = new Map<string, Date>();
   #timer: NodeJS.Timeout | undefined;
   #watching = false;
+  #dirWatcher: FSWatcher | undefined;
   #chain: Promise<unknown> = Promise.resolve();
 
   constructor(path: string, options: StoreOptions) {
@@ -63,18 +66,18 @@ export class FileStore implements TokenStore {
     }
   }
 
-  #install(text: string | undefined, data: StoreData): StoreSnapshot {
+  #install(text: string | undefined, data: StoreData, external: boolean): StoreSnapshot {
     this.#lastText = text;
     this.#lastError = undefined;
     this.#snapshot = new StoreSnapshot(data);
-    this.#options.onChange?.(this.#snapshot);
+    this.#options.onChange?.(this.#snapshot, external);
     return this.#snapshot;
   }
 
   async refresh(): Promise<StoreSnapshot> {
     const text = this.#readText(true);
     if (text !== undefined && text === this.#lastText) return this.#snapshot;
-    return this.#install(text, text === undefined ? emptyStore() : parseStoreText(text, this.#path));
+    return this.#install(text, text === undefined ? emptyStore() : parseStoreText(text, this.#path), true);
   }
 
   /** Poll callback: a change on disk replaces the snapshot; a failure keeps the last good one. */
@@ -83,7 +86,7 @@ export class FileStore implements TokenStore {
       // Once the store exists, its disappearance is a fault, not "no accounts".
       const text = this.#readText(this.#lastText === undefined);
       if (text === this.#lastText) return;
-      this.#install(text, text === undefined ? emptyStore() : parseStoreText(text, this.#path));
+      this.#install(text, text === undefined ? emptyStore() : parseStoreText(text, this.#path), true);
     } catch (err) {
       const e = err instanceof StoreError ? err : new StoreError('read', `Cannot read token store "${this.#path}": ${(err as Error).message}`, { cause: err });
       if (e.message === this.#lastError) return;
@@ -103,7 +106,7 @@ export class FileStore implements TokenStore {
         const checked = storeFileSchema.parse(data);
         const out = JSON.stringify(checked, null, 2) + '\n';
         this.#write(out);
-        this.#install(out, checked);
+        this.#install(out, checked, false);
         return result;
       } finally {
         release();
@@ -250,13 +253,29 @@ export class FileStore implements TokenStore {
     if (this.#watching) return;
     this.#watching = true;
     watchFile(this.#path, { interval: this.#options.pollInterval ?? 250, persistent: false }, this.#poll);
+    try {
+      mkdirSync(dirname(this.#path), { recursive: true, mode: 0o700 });
+      const name = basename(this.#path);
+      this.#dirWatcher = watch(dirname(this.#path), { persistent: false }, (_event, file) => {
+        if (file === null || file === name) this.#poll();
+      });
+      this.#dirWatcher.on('error', () => {
+        this.#dirWatcher?.close();
+        this.#dirWatcher = undefined;
+      });
+    } catch {
+      // No inotify here (or no directory yet): polling alone still meets the 2 s.
+    }
     this.#timer = setInterval(() => void this.flush(), this.#options.lastUsedInterval ?? 60_000);
     this.#timer.unref();
   }
 
   async close(): Promise<void> {
-    if (this.#watching) unwatchFile(this.#path, this.#poll);
+    if (!this.#watching) return; // never started (CLI, check, explain): nothing to flush
     this.#watching = false;
+    unwatchFile(this.#path, this.#poll);
+    this.#dirWatcher?.close();
+    this.#dirWatcher = undefined;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.flush();

@@ -88,8 +88,8 @@ export const serviceAccountFactory: AuthenticatorFactory = (deps) => {
           baseDir: source.baseDir,
           lastUsedInterval,
           onError: storeErrorHandler(log, metrics),
-          onChange: (snap) => {
-            log.info({ store: s.location, accounts: snap.accounts.length }, 'token store reloaded');
+          onChange: (snap, external) => {
+            if (external) log.info({ store: s.location, accounts: snap.accounts.length }, 'token store reloaded');
             exportExpiry(metrics, snap);
           },
         });

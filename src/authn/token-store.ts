@@ -40,7 +40,8 @@ export interface StoreOptions {
   /** How often batched last-used times are written (default 60 s). */
   lastUsedInterval?: number;
   onError?: (err: StoreError) => void;
-  onChange?: (snapshot: StoreSnapshot) => void;
+  /** A new snapshot: `external` when another process changed the store. */
+  onChange?: (snapshot: StoreSnapshot, external: boolean) => void;
 }
 
 /** `file:./data/accounts.json`, `file:/abs/path`, `file:///abs/path` → an absolute path. */
