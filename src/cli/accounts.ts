@@ -18,6 +18,8 @@ import {
   type AccountPolicy,
 } from '../authn/accounts.js';
 import { openTokenStore, StoreError, type Account, type TokenStore } from '../authn/token-store.js';
+import { appendAuditEvents, eventBody, type AuditEvent } from '../audit/append.js';
+import { auditFilePath } from '../audit/plugin.js';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.js';
 import { parseDuration } from '../util/units.js';
 import { configPath, EXIT_OK, EXIT_REFUSED, parse, UsageError, type CliIo } from './args.js';
@@ -40,20 +42,24 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-/** What account operations report to the audit log (DESIGN.md §7). Never a token. */
-export interface AccountEvent {
-  event: 'account.created' | 'token.rotated' | 'token.revoked' | 'account.deleted';
-  account: string;
-  key_ids: string[];
-  time: string;
-}
-
 /**
- * The audit hook of account operations. src/audit/ is built separately; until
- * the CLI is wired to its append API, this is the one place to do it.
+ * Account operations leave audit events (DESIGN.md §7), appended to the
+ * configured audit file under the audit log's own lock, chained like the
+ * gateway's records. Never a token: key ids only. A failure to audit does not
+ * undo the change (the token may already exist); it is reported on stderr.
  */
-export async function onAccountEvent(_event: AccountEvent, _ctx: { configFile: string }): Promise<void> {
-  // Intentionally empty until src/audit/ offers an append API (see issue 3 report).
+export function onAccountEvent(events: AuditEvent[], ctx: { auditFile: string; io: CliIo }): void {
+  if (events.length === 0) return;
+  // "-" means stdout for the gateway; here stdout carries the token alone, so use stderr.
+  if (ctx.auditFile === '-') {
+    for (const e of events) ctx.io.err(eventBody(e));
+    return;
+  }
+  try {
+    appendAuditEvents(ctx.auditFile, events);
+  } catch (err) {
+    ctx.io.err(`warning: the change is done, but its audit record could not be written to "${ctx.auditFile}": ${(err as Error).message}`);
+  }
 }
 
 function table(rows: string[][]): string {
@@ -105,9 +111,11 @@ export async function accountsCommand(args: string[], io: CliIo): Promise<number
   const file = configPath(values, io.env);
   let store: TokenStore;
   let policy: AccountPolicy;
+  let auditFile: string;
   try {
     const { config, source } = loadConfigFile(file, io.env);
     policy = { prefix: config.accounts.token_prefix, maxLifetime: config.accounts.max_lifetime, roles: new Set(Object.keys(config.roles)) };
+    auditFile = auditFilePath(config.audit.file, source.baseDir);
     store = openTokenStore(config.store, { baseDir: source.baseDir });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -124,7 +132,7 @@ export async function accountsCommand(args: string[], io: CliIo): Promise<number
 
   const json = values.json === true;
   const now = new Date();
-  const emit = (e: Omit<AccountEvent, 'time'>) => onAccountEvent({ ...e, time: now.toISOString() }, { configFile: file });
+  const emit = (...events: AuditEvent[]) => onAccountEvent(events, { auditFile, io });
   try {
     switch (sub) {
       case 'list': {
@@ -164,14 +172,14 @@ export async function accountsCommand(args: string[], io: CliIo): Promise<number
         const r = await store.update((data) =>
           createAccount(data, { name: name!, role: values.role!, teams, description: values.description ?? '', expiresIn: values['expires-in'] ?? '12mo' }, policy, now),
         );
-        await emit({ event: 'account.created', account: r.account.name, key_ids: [r.keyId] });
+        emit({ event: 'account.created', account: r.account.name, key_id: r.keyId, role: r.account.role, teams: r.account.teams, expires: r.expires });
         io.err(`Created service account "${r.account.name}" (role ${r.account.role}, key id ${r.keyId}, expires ${day(r.expires)}).\nWARNING: the token below is shown only this once. Store it in a secret manager now; it cannot be shown again.`);
         io.out(json ? JSON.stringify({ name: r.account.name, key_id: r.keyId, expires: r.expires, token: r.token }) : r.token);
         return EXIT_OK;
       }
       case 'rotate': {
         const r = await store.update((data) => rotateToken(data, name!, { grace: values.grace, expiresIn: values['expires-in'] ?? '12mo' }, policy, now));
-        await emit({ event: 'token.rotated', account: r.account.name, key_ids: [r.keyId, ...r.previous.map((p) => p.keyId)] });
+        emit({ event: 'token.rotated', account: r.account.name, key_id: r.keyId, expires: r.expires, previous: r.previous.map((p) => ({ key_id: p.keyId, until: p.until })) });
         const old = r.previous.map((p) => `${p.keyId} ${Date.parse(p.until) <= now.getTime() ? 'revoked now' : `valid until ${day(p.until)}`}`).join('; ') || 'none';
         io.err(`Rotated the token of service account "${r.account.name}": new key id ${r.keyId}, expires ${day(r.expires)}; previous: ${old}.\nWARNING: the token below is shown only this once. Store it in a secret manager now; it cannot be shown again.`);
         io.out(json ? JSON.stringify({ name: r.account.name, key_id: r.keyId, expires: r.expires, token: r.token, previous: r.previous.map((p) => ({ key_id: p.keyId, until: p.until })) }) : r.token);
@@ -179,14 +187,14 @@ export async function accountsCommand(args: string[], io: CliIo): Promise<number
       }
       case 'revoke': {
         const ids = await store.update((data) => revokeAccount(data, name!, now));
-        await emit({ event: 'token.revoked', account: name!, key_ids: ids });
+        emit(...ids.map((id) => ({ event: 'token.revoked', account: name!, key_id: id, reason: 'revoked_by_operator' })));
         if (json) io.out(JSON.stringify({ name, revoked: ids }));
         else io.out(ids.length ? `revoked ${ids.length} token${ids.length === 1 ? '' : 's'} of "${name}": ${ids.join(', ')}` : `"${name}" had no valid token; nothing to revoke`);
         return EXIT_OK;
       }
       case 'delete': {
         const a = await store.update((data) => deleteAccount(data, name!));
-        await emit({ event: 'account.deleted', account: a.name, key_ids: a.tokens.map((t) => t.key_id) });
+        emit({ event: 'account.deleted', account: a.name, key_ids: a.tokens.map((t) => t.key_id) });
         if (json) io.out(JSON.stringify({ name: a.name, deleted: true }));
         else io.out(`deleted service account "${a.name}" and its ${a.tokens.length} token${a.tokens.length === 1 ? '' : 's'}`);
         return EXIT_OK;

@@ -139,6 +139,22 @@ t.test('rotate prints the new token once; revoke and delete; lifetimes 6mo/12mo/
   t.equal(del.code, 0);
   const names = (JSON.parse((await inproc(dir, 'accounts', 'list', '--json')).stdout) as { name: string }[]).map((a) => a.name);
   t.same(names, ['six', 'two-years']);
+
+  const audit = readFileSync(join(dir, 'data/audit.log'), 'utf8');
+  const events = audit.trim().split('\n').map((l) => JSON.parse(l) as { event: string; account: string; key_id?: string; principal: { kind: string } });
+  t.same(events.map((e) => `${e.event} ${e.account}`), [
+    'account.created six',
+    'account.created twelve',
+    'account.created two-years',
+    'token.rotated six',
+    'token.revoked six',
+    'token.revoked six',
+    'account.deleted twelve',
+  ]);
+  t.equal(events[0]!.principal.kind, 'operator');
+  t.notOk(/gth_[0-9A-Za-z]{12}_/.test(audit), 'no token in the audit log');
+  const verify = await inproc(dir, 'audit', 'verify');
+  t.equal(verify.code, 0, `the chain verifies: ${verify.stdout}${verify.stderr}`);
 });
 
 t.test('concurrent creates from 8 processes lose no account', async (t) => {

@@ -134,6 +134,12 @@ t.test('revoke reaches the running gateway within 2 s', async (t) => {
   const body = await res.text();
   t.notOk(body.includes('revoked'), 'the client is not told why');
   noSecrets(t, env, 'the gateway log', env.g.logs.join('\n'));
+  await env.g.gw.close();
+  const audit = readFileSync(join(env.g.dir, 'data', 'audit.log'), 'utf8');
+  t.match(audit, /"reason":"token_revoked"/, 'the audit record says why');
+  t.match(audit, /"event":"token.revoked"/, 'the CLI recorded the revocation');
+  noSecrets(t, env, 'the audit log', audit);
+  t.notOk(/gth_[0-9A-Za-z]{12}_/.test(audit), 'no token shape at all in the audit log');
 });
 
 t.test('rotate revokes the old token at once; the new one works', async (t) => {
