@@ -24,29 +24,42 @@ function rawPath(url: string | undefined): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
+/**
+ * One object literal per shape (not spreads: a spread object goes to
+ * dictionary mode and JSON.stringify gets several times slower).
+ */
 export function requestRecord(ctx: RequestContext): string {
   const p = ctx.principal;
   const ua = ctx.req.headers['user-agent'];
-  const base = {
-    time: ctx.time.toISOString(),
-    request_id: ctx.id,
-    event: 'request',
-    principal: p ? { kind: p.kind, subject: cut(p.subject) } : null,
-    key_id: cutOrNull(p?.keyId),
-  };
-  const rest = {
-    route: ctx.route?.name ?? null,
-    method: cut(ctx.method),
-    path: cut(ctx.path || rawPath(ctx.req.url)),
-    status: ctx.status,
-    decision: ctx.decision ?? 'error',
-    reason: cutOrNull(ctx.reason),
-    upstream: ctx.upstream ?? null,
-    duration_ms: Math.round(ctx.elapsedMs() * 1000) / 1000,
-    client_ip: ctx.clientIp,
-    user_agent: typeof ua === 'string' ? cut(ua) : null,
-  };
-  // JWT records also carry the issuer and the key that verified the token.
-  if (p?.kind === 'jwt') return JSON.stringify({ ...base, issuer: cutOrNull(p.issuer), kid: cutOrNull(p.kid), ...rest });
-  return JSON.stringify({ ...base, ...rest });
+  const time = ctx.time.toISOString();
+  const route = ctx.route?.name ?? null;
+  const method = cut(ctx.method);
+  const path = cut(ctx.path || rawPath(ctx.req.url));
+  const decision = ctx.decision ?? 'error';
+  const reason = cutOrNull(ctx.reason);
+  const upstream = ctx.upstream ?? null;
+  const duration = Math.round(ctx.elapsedMs() * 1000) / 1000;
+  const userAgent = typeof ua === 'string' ? cut(ua) : null;
+  if (p === undefined) {
+    return JSON.stringify({
+      time, request_id: ctx.id, event: 'request', principal: null, key_id: null,
+      route, method, path, status: ctx.status, decision, reason, upstream,
+      duration_ms: duration, client_ip: ctx.clientIp, user_agent: userAgent,
+    });
+  }
+  const principal = { kind: p.kind, subject: cut(p.subject) };
+  if (p.kind === 'jwt') {
+    // JWT records also carry the issuer and the key that verified the token.
+    return JSON.stringify({
+      time, request_id: ctx.id, event: 'request', principal, key_id: cutOrNull(p.keyId),
+      issuer: cutOrNull(p.issuer), kid: cutOrNull(p.kid),
+      route, method, path, status: ctx.status, decision, reason, upstream,
+      duration_ms: duration, client_ip: ctx.clientIp, user_agent: userAgent,
+    });
+  }
+  return JSON.stringify({
+    time, request_id: ctx.id, event: 'request', principal, key_id: cutOrNull(p.keyId),
+    route, method, path, status: ctx.status, decision, reason, upstream,
+    duration_ms: duration, client_ip: ctx.clientIp, user_agent: userAgent,
+  });
 }

@@ -67,20 +67,6 @@ export async function metricsHandler(req: IncomingMessage, res: ServerResponse, 
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-/**
- * Service-account token expiry (gatehouse_token_expiry_timestamp_seconds):
- * replaces the gauge's series with one per account. Call it with the store's
- * accounts when the store loads or changes.
- */
-export function setTokenExpiry(m: Metrics, accounts: Iterable<{ name: string; expiresAt: Date | number | string | undefined }>): void {
-  m.tokenExpiry.reset();
-  for (const a of accounts) {
-    if (a.expiresAt === undefined) continue;
-    const t = a.expiresAt instanceof Date ? a.expiresAt.getTime() : typeof a.expiresAt === 'number' ? a.expiresAt : Date.parse(a.expiresAt);
-    if (Number.isFinite(t)) m.tokenExpiry.labels(a.name).set(Math.floor(t / 1000));
-  }
-}
-
 export const metricsPlugin: GatewayPlugin = (gw) => {
   const m = gw.metrics;
   gw.observers.push(metricsObserver(m));
