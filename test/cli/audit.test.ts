@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
 import t from 'tap';
@@ -176,4 +176,36 @@ t.test('audit --follow prints new lines as they are written', async (t) => {
   await auditLogOf(g.gw)!.flush();
   for (let i = 0; i < 50 && !out.includes('/open/followed'); i++) await new Promise((r) => setTimeout(r, 100));
   t.match(out, /"path":"\/open\/followed"/);
+});
+
+t.test('SIGUSR2 makes a running gateway reopen the audit file after logrotate moved it', async (t) => {
+  const up = await startUpstream(t);
+  const dir = t.testdir({ 'gateway.yaml': yaml(up.url) });
+  const child = spawn(process.execPath, [BIN, 'start', '-c', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const waitFor = async (re: RegExp) => {
+    for (let i = 0; i < 200; i++) {
+      const m = re.exec(stdout);
+      if (m) return m;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${re} in ${stdout}`);
+  };
+  const port = Number((await waitFor(/"address":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening \(HTTP\)"/))[1]);
+  const file = join(dir, 'audit.log');
+  t.equal(await get(port, '/open/before', 'before'), 200);
+  for (let i = 0; i < 100 && !(existsSync(file) && readFileSync(file, 'utf8').includes('before')); i++) await new Promise((r) => setTimeout(r, 50));
+  renameSync(file, `${file}.1`);
+  child.kill('SIGUSR2');
+  await waitFor(/reopening the audit log/);
+  t.equal(await get(port, '/open/after', 'after'), 200);
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  const ids = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { request_id: string }).request_id);
+  t.same(ids(`${file}.1`), ['before']);
+  t.same(ids(file), ['after']);
+  t.equal((await cli(['audit', 'verify', file])).code, 0);
 });
