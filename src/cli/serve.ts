@@ -53,8 +53,11 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal, inflight: gw.inflight }, 'shutting down: draining in-flight requests');
-      void gw.close().then(() => {
+      const inflight = gw.inflight;
+      // close() stops the listeners synchronously: log after it, so that whoever reads this line finds them closed.
+      const closing = gw.close();
+      log.info({ signal, inflight }, 'shutting down: draining in-flight requests');
+      void closing.then(() => {
         log.info('stopped');
         log.flush();
         resolveExit(EXIT_OK);
