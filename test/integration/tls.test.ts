@@ -1,12 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, renameSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import https from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import t from 'tap';
 import { startGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
+
+/** A scratch directory of its own: startGateway() owns the test's testdir. */
+function scratch(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 function makeCert(dir: string, cn: string, name: string): void {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' });
@@ -26,7 +34,7 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 
 t.test('HTTPS: requests succeed over TLS; replaced certificate files are served without a restart', async (t) => {
   const up = await startUpstream(t);
-  const dir = t.testdir();
+  const dir = scratch(t);
   makeCert(dir, 'first.gatehouse.test', 'first');
   makeCert(dir, 'second.gatehouse.test', 'second');
   const g = await startGateway(
@@ -60,7 +68,8 @@ routes: [{ name: all, match: { path: /** }, upstream: app, public: true }]
 });
 
 t.test('a broken replacement keeps the previous certificate serving', async (t) => {
-  const dir = t.testdir({ 'junk.txt': 'not a certificate' });
+  const dir = scratch(t);
+  writeFileSync(join(dir, 'junk.txt'), 'not a certificate');
   makeCert(dir, 'keep.gatehouse.test', 'keep');
   const g = await startGateway(
     t,
