@@ -276,6 +276,8 @@ export class Gateway implements PipelineHost {
     if (this.#watching) unwatchFile(this.configFile, this.#onConfigChange);
     this.#stopTls?.();
     const closed = Promise.all(this.#servers.map(closeServer));
+    // Upgraded connections never "finish": close them now rather than after drain_timeout.
+    this.#upgrade?.closeAll();
     const drained = this.#inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (this.#idle = r));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.runtime.limits.drainTimeout)));

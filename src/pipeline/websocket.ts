@@ -4,7 +4,7 @@
  * connections close after `ws_idle_timeout` without traffic and are closed
  * when the gateway shuts down.
  */
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import { GatewayError, toProblem } from '../errors.js';
@@ -46,13 +46,23 @@ export function createUpgradeHandler(host: PipelineHost, idleTimeoutMs: () => nu
     if (!ctx) return;
     const upstream = ctx.route?.upstream as Upstream;
     const socket = target as Socket;
-    if (ctx.status === 101) {
+    // Once the upstream has answered (101 or otherwise), it is too late for a problem response.
+    if (ctx.status !== 0) {
       socket.destroy();
       return;
     }
     reject(ctx, upstreamFailure(ctx, err, upstream));
   });
+  proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
+    const ctx = (req as IncomingMessage & { gatehouse?: RequestContext }).gatehouse;
+    if (!ctx) return;
+    proxyReq.once('upgrade', () => (ctx.status = 101));
+    proxyReq.once('response', (res: IncomingMessage) => (ctx.status = res.statusCode ?? 502));
+  });
+  const upstreamOpen = new Set<Socket>();
   proxy.on('open', (upstreamSocket: Socket) => {
+    upstreamOpen.add(upstreamSocket);
+    upstreamSocket.once('close', () => upstreamOpen.delete(upstreamSocket));
     upstreamSocket.setTimeout(idleTimeoutMs(), () => upstreamSocket.destroy());
   });
 
@@ -93,7 +103,6 @@ export function createUpgradeHandler(host: PipelineHost, idleTimeoutMs: () => nu
         ctx.upstream = upstream.name;
         ctx.decision = 'allow';
         (req as IncomingMessage & { gatehouse?: RequestContext }).gatehouse = ctx;
-        ctx.status = 101;
         open.add(socket);
         socket.setTimeout(idleTimeoutMs(), () => socket.destroy());
         proxy.ws(req, socket, head, { target: upstream.origin });
@@ -102,7 +111,9 @@ export function createUpgradeHandler(host: PipelineHost, idleTimeoutMs: () => nu
     },
     closeAll() {
       for (const s of open) s.destroy();
+      for (const s of upstreamOpen) s.destroy();
       open.clear();
+      upstreamOpen.clear();
     },
   };
 }
