@@ -38,7 +38,7 @@ async function text(url: string): Promise<string> {
   return (await fetch(url)).text();
 }
 
-async function until(what: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+async function until(what: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await what()) return true;
@@ -79,9 +79,12 @@ t.test('reload(): a broken file is refused with its line logged, the old routes 
 
 t.test('reload keeps a warm upstream pool when the upstream is unchanged, and in-flight requests finish on the old snapshot', async (t) => {
   let release: () => void = () => {};
+  let arrived: () => void = () => {};
+  const arrivedP = new Promise<void>((r) => (arrived = r));
   const up = await startUpstream(t, (req, res) => {
     if (req.url === '/slow') {
       release = () => res.end('slow done');
+      arrived();
       return;
     }
     res.end('fast');
@@ -95,7 +98,7 @@ ${extra}`;
   const g = await startGateway(t, yaml(''));
   const before = g.gw.runtime.upstreams.get('app');
   const slow = fetch(`${g.url}/slow`).then((r) => r.text());
-  await new Promise((r) => setTimeout(r, 100));
+  await arrivedP;
   g.writeConfig(yaml('  - { name: extra, match: { path: /x }, public: true, respond: { body: x } }'));
   t.equal((await g.gw.reload()).ok, true);
   t.equal(g.gw.runtime.upstreams.get('app'), before, 'same pool object after reload');

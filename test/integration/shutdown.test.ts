@@ -74,7 +74,8 @@ routes:
       res.on('error', () => resolve('cut'));
     }).on('error', () => resolve('cut'));
   });
-  await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && g.gw.inflight === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 50));
   t.equal(g.gw.inflight, 1);
   const started = Date.now();
   await g.gw.close();
@@ -87,9 +88,13 @@ routes:
 
 t.test('a request that arrives on a kept-alive connection while draining is answered with Connection: close', async (t) => {
   let release: () => void = () => {};
+  let arrived: () => void = () => {};
+  const arrivedP = new Promise<void>((r) => (arrived = r));
   const up = await startUpstream(t, (req, res) => {
-    if (req.url === '/slow') release = () => res.end('slow');
-    else res.end('fast');
+    if (req.url === '/slow') {
+      release = () => res.end('slow');
+      arrived();
+    } else res.end('fast');
   });
   const g = await startGateway(
     t,
@@ -100,7 +105,7 @@ routes: [{ name: all, match: { path: /** }, upstream: app, public: true }]
 `,
   );
   const slow = fetch(`${g.url}/slow`).then((r) => r.text());
-  await new Promise((r) => setTimeout(r, 100));
+  await arrivedP;
   const closing = g.gw.close();
   t.equal(g.gw.draining, true);
   release();

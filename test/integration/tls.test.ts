@@ -58,7 +58,7 @@ routes: [{ name: all, match: { path: /** }, upstream: app, public: true }]
   renameSync(join(dir, 'second.key'), join(dir, 'first.key'));
   renameSync(join(dir, 'second.crt'), join(dir, 'first.crt'));
   let served = '';
-  for (let i = 0; i < 50 && served !== want; i++) {
+  for (let i = 0; i < 150 && served !== want; i++) {
     await new Promise((r) => setTimeout(r, 100));
     served = (await get(port, '/again')).fingerprint;
   }
@@ -82,7 +82,7 @@ routes: [{ name: s, match: { path: /s }, public: true, respond: { body: ok } }]
   const port = g.gw.addresses.https!.port;
   t.equal((await get(port, '/s')).cn, 'keep.gatehouse.test');
   renameSync(join(dir, 'junk.txt'), join(dir, 'keep.crt'));
-  for (let i = 0; i < 50 && !g.logs.some((l) => l.includes('TLS certificate reload failed')); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 150 && !g.logs.some((l) => l.includes('TLS certificate reload failed')); i++) await new Promise((r) => setTimeout(r, 100));
   t.ok(g.logs.some((l) => l.includes('TLS certificate reload failed')), 'the failure is logged');
   const r = await get(port, '/s');
   t.equal(r.status, 200);
