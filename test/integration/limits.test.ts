@@ -120,3 +120,21 @@ t.test('a slow client is answered 408 or closed within about a second of headers
   t.ok(outcome.ms < 2600, `closed after ${outcome.ms} ms for a 1 s headers_timeout`);
   if (outcome.raw) t.equal(statusOf(outcome.raw), 408, 'answered 408');
 });
+
+t.test('a body that trickles past request_timeout is cut within about a second, and the upstream request aborted', async (t) => {
+  const { port, gw } = await setup(t, ', headers_timeout: 1s, request_timeout: 2s');
+  const started = Date.now();
+  const ms = await new Promise<number>((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.on('close', () => resolve(Date.now() - started));
+    sock.write('POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 500\r\n\r\n');
+    const iv = setInterval(() => sock.writable && sock.write('x'), 200);
+    sock.on('close', () => clearInterval(iv));
+    setTimeout(() => sock.destroy(), 8000);
+  });
+  t.comment(`slow body cut after ${ms} ms for a 2 s request_timeout`);
+  t.ok(ms >= 1900 && ms < 3600, `cut after ${ms} ms`);
+  for (let i = 0; i < 40 && gw.inflight > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(gw.inflight, 0, 'nothing left in flight');
+});
