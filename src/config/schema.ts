@@ -90,7 +90,10 @@ const server = z
       .optional(),
     admin: listen.optional(),
     trusted_proxies: z.array(cidr).default([]),
-    workers: z.union([z.literal(1), z.literal('auto'), z.int().min(1).max(64)]).default(1),
+    // Multi-process mode is not built yet: refuse it rather than accept a setting that does nothing.
+    workers: z
+      .literal(1, { error: 'expected 1: one process per gateway for now (workers "auto" or > 1 is not implemented yet); run several replicas behind a load balancer instead' })
+      .default(1),
     limits,
   })
   .prefault({});

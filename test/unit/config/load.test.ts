@@ -124,3 +124,12 @@ t.test('units: durations, sizes, listen addresses', async (t) => {
   t.equal(parseListen('localhost'), undefined);
   t.equal(parseListen('1.2.3.4:70000'), undefined);
 });
+
+t.test('parseConfig() refuses workers it cannot honour instead of ignoring them', async (t) => {
+  for (const value of ['auto', '4']) {
+    const err = t.throws(() => parseConfig(`server:\n  workers: ${value}\n`, 'gw.yaml')) as unknown as ConfigError;
+    t.equal(err.issues[0]?.line, 2, `workers: ${value} is reported at its line`);
+    t.match(err.issues[0]?.message, /not implemented yet/);
+  }
+  t.equal(parseConfig('server:\n  workers: 1\n', 'gw.yaml').config.server.workers, 1);
+});
