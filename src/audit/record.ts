@@ -42,7 +42,7 @@ export function requestRecord(ctx: RequestContext): string {
   const userAgent = typeof ua === 'string' ? cut(ua) : null;
   if (p === undefined) {
     return JSON.stringify({
-      time, request_id: ctx.id, event: 'request', principal: null, key_id: null,
+      time, request_id: ctx.id, event: 'request', principal: null, key_id: cutOrNull(ctx.keyId),
       route, method, path, status: ctx.status, decision, reason, upstream,
       duration_ms: duration, client_ip: ctx.clientIp, user_agent: userAgent,
     });

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { RequestContext } from '../pipeline/context.js';
 import { unauthenticated } from '../pipeline/authenticate.js';
 import { tokenStatus } from './accounts.js';
 import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator, type Principal } from './authenticator.js';
@@ -26,10 +27,11 @@ export class ServiceAccountAuthenticator implements Authenticator {
     this.#prefix = prefix;
   }
 
-  authenticate(token: string): AuthOutcome {
+  authenticate(token: string, ctx?: RequestContext): AuthOutcome {
     if (!token.startsWith(this.#prefix + '_')) return NOT_RESPONSIBLE;
     const parsed = parseToken(this.#prefix, token);
     if (!parsed.ok) throw unauthenticated('token_malformed', parsed.problem);
+    if (ctx) ctx.keyId = parsed.keyId;
     const entry = this.store.current().byKeyId(parsed.keyId);
     if (!entry) throw unauthenticated('token_unknown', `no service-account token has key id ${parsed.keyId}`);
     if (!secretMatches(parsed.secret, entry.token.hash)) throw unauthenticated('token_unknown', `wrong secret for key id ${parsed.keyId}`);

@@ -36,6 +36,8 @@ export class RequestContext {
   host = '';
   route: CompiledRoute | undefined = undefined;
   principal: Principal | undefined = undefined;
+  /** Key id of the presented service-account token (never the token), set once parsed: refused tokens are traceable too. */
+  keyId: string | undefined = undefined;
   /** Effective roles on the route, once authorized. */
   roles: Set<string> | undefined = undefined;
   decision: Decision | undefined = undefined;

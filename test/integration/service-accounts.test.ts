@@ -137,6 +137,8 @@ t.test('revoke reaches the running gateway within 2 s', async (t) => {
   await env.g.gw.close();
   const audit = readFileSync(join(env.g.dir, 'data', 'audit.log'), 'utf8');
   t.match(audit, /"reason":"token_revoked"/, 'the audit record says why');
+  const refused = audit.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { reason?: string; key_id?: string | null }).find((r) => r.reason === 'token_revoked');
+  t.equal(refused?.key_id, token.split('_')[1], 'the refused call is traceable to its token by key id');
   t.match(audit, /"event":"token.revoked"/, 'the CLI recorded the revocation');
   noSecrets(t, env, 'the audit log', audit);
   t.notOk(/gth_[0-9A-Za-z]{12}_/.test(audit), 'no token shape at all in the audit log');
