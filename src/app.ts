@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { compile, type Runtime } from './config/compile.js';
 import { ConfigError, formatIssue, loadConfigFile } from './config/load.js';
 import { Resources } from './config/resources.js';
-import { toProblem, GatewayError } from './errors.js';
+import { rawProblemResponse, toProblem, GatewayError } from './errors.js';
 import { createLogger } from './log.js';
 import { auditPlugin } from './audit/plugin.js';
 import { Metrics } from './metrics/metrics.js';
@@ -170,9 +170,7 @@ export class Gateway implements PipelineHost {
     ctx.status = p.status;
     ctx.decision = 'deny';
     ctx.reason = what.reason;
-    const head = [`HTTP/1.1 ${p.status} ${http.STATUS_CODES[p.status] ?? 'Error'}`, 'connection: close', `x-request-id: ${ctx.id}`];
-    for (const [k, v] of Object.entries(p.headers)) head.push(`${k}: ${v}`);
-    socket.end(head.join('\r\n') + '\r\n\r\n' + p.body);
+    socket.end(rawProblemResponse(p, ctx.id));
     observe(ctx, this.observers, this.log);
   }
 

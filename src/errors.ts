@@ -4,6 +4,7 @@
  * HTTP status and an audit `reason`. Foreign errors are mapped at the
  * boundary that meets them; anything unmapped becomes a generic 500.
  */
+import { STATUS_CODES } from 'node:http';
 
 export type GatewayErrorCode =
   | 'GW_BAD_REQUEST'
@@ -106,6 +107,16 @@ export interface Problem {
   status: number;
   headers: Record<string, string>;
   body: string;
+}
+
+/**
+ * A problem as a whole raw HTTP/1.1 response that closes the connection: for
+ * sockets with no ServerResponse (unparseable requests, refused upgrades).
+ */
+export function rawProblemResponse(p: Problem, requestId: string): string {
+  const head = [`HTTP/1.1 ${p.status} ${STATUS_CODES[p.status] ?? 'Error'}`, 'connection: close', `x-request-id: ${requestId}`];
+  for (const [k, v] of Object.entries(p.headers)) head.push(`${k}: ${v}`);
+  return head.join('\r\n') + '\r\n\r\n' + p.body;
 }
 
 /** Renders an error as an RFC 9457 problem document. Unknown errors become a generic 500. */

@@ -7,7 +7,7 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
-import { GatewayError, toProblem } from '../errors.js';
+import { GatewayError, rawProblemResponse, toProblem } from '../errors.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { RequestContext } from './context.js';
 import { observe } from './observe.js';
@@ -31,9 +31,7 @@ function reject(ctx: RequestContext, err: unknown): void {
   ctx.status = p.status;
   const socket = ctx.socket;
   if (socket.writable) {
-    const head = [`HTTP/1.1 ${p.status} ${gerr.status === 401 ? 'Unauthorized' : 'Error'}`, 'connection: close', `x-request-id: ${ctx.id}`];
-    for (const [k, v] of Object.entries(p.headers)) head.push(`${k}: ${v}`);
-    socket.end(head.join('\r\n') + '\r\n\r\n' + p.body);
+    socket.end(rawProblemResponse(p, ctx.id));
   }
   socket.destroySoon?.();
 }
