@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Tap } from './gateway.js';
-import { startUpstream, type StartedUpstream } from './upstream.js';
+import { closeOnTeardown, startUpstream, type StartedUpstream } from './upstream.js';
 
 export interface TokenRequestSeen {
   headers: http.IncomingHttpHeaders;
@@ -107,13 +107,7 @@ export async function startTokenServer(t: Tap, client: { id: string; secret: str
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
+  closeOnTeardown(t, server);
   ts.server = server;
   ts.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
   return ts;

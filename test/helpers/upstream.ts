@@ -26,6 +26,17 @@ const defaultHandler: UpstreamHandler = (req, res, body) => {
   res.end(text);
 };
 
+/** Closes a test server, and every connection still open on it, when the test ends. */
+export function closeOnTeardown(t: Tap, server: http.Server): void {
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+}
+
 export async function startUpstream(t: Tap, handler: UpstreamHandler = defaultHandler): Promise<StartedUpstream> {
   const requests: Recorded[] = [];
   const server = http.createServer((req, res) => {
@@ -38,13 +49,7 @@ export async function startUpstream(t: Tap, handler: UpstreamHandler = defaultHa
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
+  closeOnTeardown(t, server);
   const port = (server.address() as AddressInfo).port;
   return { url: `http://127.0.0.1:${port}`, port, requests, server };
 }
