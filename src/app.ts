@@ -11,7 +11,7 @@ import { compile, type Runtime } from './config/compile.js';
 import { ConfigError, formatIssue, loadConfigFile } from './config/load.js';
 import { Resources } from './config/resources.js';
 import { rawProblemResponse, toProblem, GatewayError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger, LineBatch } from './log.js';
 import { auditPlugin } from './audit/plugin.js';
 import { Metrics } from './metrics/metrics.js';
 import { metricsPlugin } from './metrics/observe.js';
@@ -62,6 +62,8 @@ export class Gateway implements PipelineHost {
   #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true });
   #closing: Promise<void> | undefined;
   #watching = false;
+  /** The per-request log lines, written in batches. */
+  readonly #requestLines: LineBatch;
 
   private constructor(configFile: string, log: Logger, runtime: Runtime, resources: Resources, metrics: Metrics) {
     this.configFile = configFile;
@@ -69,6 +71,12 @@ export class Gateway implements PipelineHost {
     this.log = log;
     this.runtime = runtime;
     this.resources = resources;
+    this.#requestLines = new LineBatch(log);
+  }
+
+  /** Writes the per-request log lines still queued (they are written in batches). */
+  flushLogs(): void {
+    this.#requestLines.flush();
   }
 
   /** Loads, compiles and listens. Throws ConfigError for a broken configuration. */
@@ -89,7 +97,7 @@ export class Gateway implements PipelineHost {
     await resources.commit(scope);
     const gw = new Gateway(configFile, log, runtime, resources, metrics);
     for (const w of runtime.warnings) log.warn({ config: formatIssue(w) }, 'configuration warning');
-    gw.observers.push(requestLogger(log));
+    gw.observers.push(requestLogger(log, gw.#requestLines));
     try {
       for (const plugin of PLUGINS) await plugin(gw);
       await gw.#listen();
@@ -296,5 +304,6 @@ export class Gateway implements PipelineHost {
       }
     }
     await this.resources.closeAll();
+    this.#requestLines.flush();
   }
 }

@@ -8,7 +8,7 @@ import type { Gateway, GatewayPlugin } from '../app.js';
 import type { Runtime } from '../config/compile.js';
 import { GatewayError } from '../errors.js';
 import { AuditLog } from './audit-log.js';
-import { requestRecord } from './record.js';
+import { recordOf } from './record.js';
 
 const logs = new WeakMap<Gateway, AuditLog>();
 
@@ -35,7 +35,7 @@ export const auditPlugin: GatewayPlugin = async (gw) => {
   });
   logs.set(gw, audit);
   if (audit.failing) gw.log.error({ file: audit.file, required: gw.runtime.config.audit.required }, 'the audit log cannot be opened');
-  gw.observers.push((ctx) => audit.append(requestRecord(ctx)));
+  gw.observers.push((ctx) => audit.append(recordOf(ctx)));
   gw.addGate(() => {
     if (audit.failing && gw.runtime.config.audit.required) {
       throw new GatewayError('GW_AUDIT_UNAVAILABLE', `the audit log ${audit.file} cannot be written (audit.required)`, { reason: 'audit_unavailable' });

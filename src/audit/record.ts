@@ -25,6 +25,14 @@ function rawPath(url: string | undefined): string {
 }
 
 /**
+ * The request's record, serialized once and shared by the audit log and the
+ * per-request log line. Call only once the request has ended (observers).
+ */
+export function recordOf(ctx: RequestContext): string {
+  return (ctx.record ??= requestRecord(ctx));
+}
+
+/**
  * One object literal per shape (not spreads: a spread object goes to
  * dictionary mode and JSON.stringify gets several times slower).
  */

@@ -54,6 +54,8 @@ export class RequestContext {
   expectContinue = false;
   /** Set when observe() has run: exactly one record per request. */
   observed = false;
+  /** The request's audit record (JSON, without `prev`), serialized once when it ends: see recordOf(). */
+  record: string | undefined = undefined;
 
   constructor(runtime: Runtime, req: IncomingMessage, res: ServerResponse | undefined, socket: Socket) {
     this.runtime = runtime;

@@ -4,6 +4,8 @@
  * observer (log, audit, metrics). Never throws.
  */
 import type { Logger } from 'pino';
+import { recordOf } from '../audit/record.js';
+import { LineBatch, REQUEST_LINE_PREFIX } from '../log.js';
 import type { RequestContext } from './context.js';
 
 export type Observer = (ctx: RequestContext) => void;
@@ -40,35 +42,36 @@ export function observe(ctx: RequestContext, observers: readonly Observer[], log
 }
 
 /**
- * The per-request log line (info), without query string or any credential.
- *
- * The line has fixed keys and scalar values only, so no redaction path of
- * src/log.ts can match it: it goes through a child logger without
- * redaction, which writes the same bytes at well under half the CPU cost
- * (pino's redaction walks every path per line; issue 6 profile). Failure
- * lines carry `err` and keep the redacting logger.
+ * The per-request log line (info): the request's audit record — the same
+ * bytes, serialized once (recordOf) — behind the logger's level, service
+ * and `msg: "request"`, so never a query string, token or header value
+ * other than User-Agent. Lines are written in batches (LineBatch).
+ * A 5xx with an operator-facing error goes through the redacting logger at
+ * warn instead, with `err`.
  */
-export function requestLogger(log: Logger): Observer {
-  const plain = log.child({}, { redact: [] });
+export function requestLogger(log: Logger, lines: LineBatch = new LineBatch(log)): Observer {
+  const info = log.levels.values.info as number;
   return (ctx) => {
-    const line = {
-      request_id: ctx.id,
-      method: ctx.method,
-      path: ctx.path || undefined,
-      route: ctx.route?.name,
-      status: ctx.status,
-      decision: ctx.decision,
-      reason: ctx.reason,
-      principal: ctx.principal ? `${ctx.principal.kind}:${ctx.principal.subject}` : undefined,
-      upstream: ctx.upstream,
-      duration_ms: Math.round(ctx.elapsedMs() * 1000) / 1000,
-      client_ip: ctx.clientIp,
-    };
-    if (ctx.status >= 500 && ctx.error) log.warn({ ...line, err: ctx.error }, 'request failed');
-    else {
-      // Follow the parent's level should it change at run time.
-      if (plain.level !== log.level) plain.level = log.level;
-      plain.info(line, 'request');
+    if (ctx.status >= 500 && ctx.error) {
+      log.warn(
+        {
+          request_id: ctx.id,
+          method: ctx.method,
+          path: ctx.path || undefined,
+          route: ctx.route?.name,
+          status: ctx.status,
+          decision: ctx.decision,
+          reason: ctx.reason,
+          principal: ctx.principal ? `${ctx.principal.kind}:${ctx.principal.subject}` : undefined,
+          upstream: ctx.upstream,
+          duration_ms: Math.round(ctx.elapsedMs() * 1000) / 1000,
+          client_ip: ctx.clientIp,
+          err: ctx.error,
+        },
+        'request failed',
+      );
+    } else if (log.levelVal <= info) {
+      lines.push(REQUEST_LINE_PREFIX + recordOf(ctx).slice(1) + '\n');
     }
   };
 }

@@ -5,10 +5,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
-import pino from 'pino';
 import type { Test } from 'tap';
 import { Gateway } from '../../src/app.js';
-import { REDACT_PATHS } from '../../src/log.js';
+import { createLogger } from '../../src/log.js';
 
 export type Tap = Pick<Test, 'testdir' | 'teardown'>;
 
@@ -32,7 +31,7 @@ export function captureLogger(lines: string[]) {
       cb();
     },
   });
-  return pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, stream);
+  return createLogger({ level: 'debug', destination: stream });
 }
 
 /**
@@ -58,7 +57,11 @@ export async function startGateway(t: Tap, yaml: string, files: Record<string, s
     adminUrl: a.admin ? `http://127.0.0.1:${a.admin.port}` : '',
     dir,
     configFile,
-    logs,
+    /** The gateway's log lines so far (per-request lines are written in batches: reading flushes them). */
+    get logs() {
+      gw.flushLogs();
+      return logs;
+    },
     writeConfig: (y) => writeFileSync(configFile, y),
   };
 }
