@@ -1,10 +1,14 @@
 /**
  * The audit log (DESIGN.md §7): one JSON line per request or event, hash
- * chained. Records are serialized when they happen and buffered; a flush
- * (every `audit.flush_interval`, when the buffer grows, on reopen and on
- * close) chains them and appends them in one write, under the lock file the
- * CLI also takes, re-reading the tail hash whenever the file is not the size
- * this process left it at (another writer appended, or it was rotated).
+ * chained. Records are serialized and chained when they happen — one hash
+ * each, spread over the requests rather than thousands at once in a flush,
+ * which stalled every request in flight (p99, issue 6) — and buffered; a
+ * flush (every `audit.flush_interval`, when the buffer grows, on reopen and
+ * on close) appends them in one write, under the lock file the CLI also
+ * takes, re-reading the tail hash whenever the file is not the size this
+ * process left it at (another writer appended, or it was rotated). When that
+ * tail is not the hash the buffered lines were chained on, they are chained
+ * again on it (rare: a CLI event, a rotation, a new file).
  *
  * A write failure is logged loudly and counted, the records are kept (up to
  * MAX_PENDING) and retried, and `failing` turns true so that
@@ -13,13 +17,13 @@
 import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { chain, GENESIS, hashLine, headPath, lastLineAsync, writeHead } from './chain.js';
+import { GENESIS, hashLine, headPath, lastLineAsync, rechain, withPrev, writeHead } from './chain.js';
 import { withLock } from './lock.js';
 
 /** Records kept while the log cannot be written; older ones are dropped (and counted). */
 export const MAX_PENDING = 100_000;
-/** Flush early when this much is buffered. */
-const FLUSH_BYTES = 1 << 20;
+/** Flush early when this much is buffered: a large batch written at once (one join, one encode) stalls requests in flight. */
+const FLUSH_BYTES = 256 * 1024;
 /** Rotated files kept by size rotation: FILE.1 … FILE.KEEP. */
 export const KEEP_ROTATED = 5;
 
@@ -39,8 +43,13 @@ export interface AuditLogOptions {
 
 export class AuditLog {
   #opts: AuditLogOptions;
+  /** Chained lines (without newline) waiting to be written. */
   #pending: string[] = [];
   #pendingBytes = 0;
+  /** The hash the first pending line is chained on. */
+  #pendingBase = GENESIS;
+  /** The hash the next record is chained on: the last pending line's, or #prev. */
+  #tail = GENESIS;
   /** How many records at the head of #pending were already counted as failed. */
   #counted = 0;
   #fh: FileHandle | undefined;
@@ -81,16 +90,20 @@ export class AuditLog {
     return this.#pending.length;
   }
 
-  /** Buffers one serialized record (a JSON object without `prev`). Cheap: no I/O. */
+  /** Chains and buffers one serialized record (a JSON object without `prev`). No I/O. */
   append(body: string): void {
     if (this.#closed) {
       this.#opts.log.error({ audit: body }, 'audit record after the audit log was closed');
       return;
     }
-    this.#pending.push(body);
-    this.#pendingBytes += body.length;
+    if (this.#pending.length === 0) this.#pendingBase = this.#tail;
+    const line = withPrev(body, this.#tail);
+    this.#tail = hashLine(line);
+    this.#pending.push(line);
+    this.#pendingBytes += line.length;
     if (this.#pending.length > MAX_PENDING) {
-      this.#pending.shift();
+      // The oldest is dropped: the next one was chained on it.
+      this.#pendingBase = hashLine(this.#pending.shift()!);
       if (this.#counted > 0) this.#counted--;
       else this.#opts.onWriteFailure?.(1);
     }
@@ -165,10 +178,8 @@ export class AuditLog {
     const o = this.#opts;
     if (o.file === '-') {
       if (!this.#pending.length) return;
-      const bodies = this.#take();
-      const { text, last } = chain(bodies, this.#prev);
-      this.#prev = last;
-      (o.stdout ?? process.stdout).write(text);
+      const { lines } = this.#take();
+      (o.stdout ?? process.stdout).write(lines.join('\n') + '\n');
       return;
     }
     if (!this.#pending.length) {
@@ -176,33 +187,39 @@ export class AuditLog {
       if (this.#failing) await this.#tryOpen();
       return;
     }
-    const bodies = this.#take();
+    const { lines, base, tail } = this.#take();
     try {
-      await withLock(o.file, () => this.#write(bodies));
+      await withLock(o.file, () => this.#write(lines, base, tail));
       this.#counted = 0;
       if (this.#failing) {
         this.#failing = false;
         o.log.warn({ file: o.file }, 'audit log is writable again');
       }
     } catch (err) {
-      this.#pending = bodies.concat(this.#pending);
-      this.#pendingBytes += bodies.reduce((n, b) => n + b.length, 0);
-      const fresh = bodies.length - this.#counted;
+      // Back in front of what came meanwhile (chained after them): nothing lost, chain intact.
+      this.#pending = lines.concat(this.#pending);
+      this.#pendingBase = base;
+      this.#pendingBytes += lines.reduce((n, b) => n + b.length, 0);
+      const fresh = lines.length - this.#counted;
       if (fresh > 0) o.onWriteFailure?.(fresh);
-      this.#counted = bodies.length;
+      this.#counted = lines.length;
       this.#fail(err);
       await this.#closeFile();
     }
   }
 
-  #take(): string[] {
-    const bodies = this.#pending;
+  /** The pending lines, the hash they were chained on and the hash of the last one. */
+  #take(): { lines: string[]; base: string; tail: string } {
+    const lines = this.#pending;
+    const base = this.#pendingBase;
     this.#pending = [];
     this.#pendingBytes = 0;
-    return bodies;
+    this.#pendingBase = this.#tail;
+    return { lines, base, tail: this.#tail };
   }
 
-  async #write(bodies: string[]): Promise<void> {
+  /** Appends chained lines; chains them again first if the file does not end where they were chained on. */
+  async #write(chained: string[], base: string, tail: string): Promise<void> {
     const file = this.#opts.file;
     if (!this.#fh) await this.#openFile();
     let st = await this.#fh!.stat();
@@ -215,7 +232,7 @@ export class AuditLog {
     }
     let size = st.size;
     const max = this.#opts.maxSize;
-    if (max !== undefined && size > 0 && size + bodies.reduce((n, b) => n + b.length + 80, 0) > max) {
+    if (max !== undefined && size > 0 && size + chained.reduce((n, b) => n + b.length + 1, 0) > max) {
       await this.#rotate();
       size = 0;
     }
@@ -224,11 +241,17 @@ export class AuditLog {
       const line = size === 0 ? undefined : await lastLineAsync(this.#fh!, size);
       this.#prev = line === undefined ? GENESIS : hashLine(line);
     }
-    const { text, last } = chain(bodies, this.#prev);
-    const buf = Buffer.from(text);
+    const last = this.#prev === base ? tail : rechain(chained, this.#prev);
+    const buf = Buffer.from(chained.join('\n') + '\n');
     await this.#fh!.write(buf, 0, buf.length, null);
     this.#prev = last;
     this.#size = size + buf.length;
+    // What was appended meanwhile continues from the file's new tail.
+    if (this.#pending.length === 0) this.#tail = last;
+    else if (this.#pendingBase !== last) {
+      this.#tail = rechain(this.#pending, last);
+      this.#pendingBase = last;
+    }
     await writeHead(file, { hash: last, size: this.#size });
   }
 

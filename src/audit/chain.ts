@@ -24,6 +24,24 @@ export function withPrev(body: string, prev: string): string {
   return `${body.slice(0, -1)}${body.length > 2 ? ',' : ''}"prev":"${prev}"}`;
 }
 
+/** A chained line back to its record: withPrev() undone. */
+export function unchain(line: string): string {
+  const i = line.lastIndexOf('"prev":"');
+  if (i < 0) return line;
+  return (line[i - 1] === ',' ? line.slice(0, i - 1) : line.slice(0, i)) + '}';
+}
+
+/** Chains already chained lines again, in place, after `prev`; returns the hash of the last. */
+export function rechain(lines: string[], prev: string): string {
+  let last = prev;
+  for (let i = 0; i < lines.length; i++) {
+    const line = withPrev(unchain(lines[i] as string), last);
+    lines[i] = line;
+    last = hashLine(line);
+  }
+  return last;
+}
+
 /**
  * Chains serialized records after `prev`: returns the text to append (one
  * line each, newline-terminated) and the hash of its last line.

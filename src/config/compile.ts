@@ -20,7 +20,7 @@ import type { ResourceScope } from './resources.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Config, RouteConfig } from './schema.js';
 
-export type Stage = (ctx: RequestContext) => void | Promise<void>;
+export type Stage = (ctx: RequestContext) => void | Promise<unknown>;
 
 export interface CompiledRoute {
   readonly name: string;

@@ -54,6 +54,8 @@ export class RequestContext {
   expectContinue = false;
   /** Set when observe() has run: exactly one record per request. */
   observed = false;
+  /** The upstream exchange under way, told when the client connection closes (proxy.ts). */
+  exchange: { clientClosed(): void } | undefined = undefined;
   /** The request's audit record (JSON, without `prev`), serialized once when it ends: see recordOf(). */
   record: string | undefined = undefined;
 

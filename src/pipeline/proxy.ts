@@ -4,6 +4,7 @@
  * both ways. Upstream faults become 502/504 GatewayErrors while nothing has
  * been sent to the client; after that, the client connection is cut.
  */
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
@@ -66,6 +67,99 @@ export interface ForwardOptions {
   intercept?: ((status: number) => boolean) | undefined;
 }
 
+function upstreamTimedOut(x: Exchange): void {
+  x.timedOut = true;
+  x.controller?.abort(new Error('upstream timeout'));
+}
+
+/**
+ * One request to an upstream and its response relayed to the client: the
+ * undici dispatch handler, with the whole-response timer and the client's
+ * going away. One object per exchange, its methods shared (issue 6: the
+ * closures this replaces were a good part of the per-request garbage).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined = undefined;
+  timedOut = false;
+  #settled = false;
+  #intercepted = false;
+  readonly #timer: NodeJS.Timeout;
+  readonly #started = performance.now();
+
+  constructor(
+    readonly ctx: RequestContext,
+    readonly res: ServerResponse,
+    readonly upstream: Upstream,
+    readonly intercept: ((status: number) => boolean) | undefined,
+    readonly resolve: (r: 'done' | 'intercepted') => void,
+    readonly reject: (err: unknown) => void,
+  ) {
+    this.#timer = setTimeout(upstreamTimedOut, upstream.timeoutMs, this);
+    ctx.exchange = this;
+  }
+
+  /** The client connection closed (run.ts): abort the upstream request unless the response was complete. */
+  clientClosed(): void {
+    if (!this.res.writableFinished) {
+      this.ctx.reason ??= 'client_aborted';
+      this.controller?.abort(new Error('client went away'));
+    }
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+    if (this.timedOut) c.abort(new Error('upstream timeout'));
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, statusCode: number, rheaders: IncomingHttpHeaders): void {
+    if (this.intercept?.(statusCode)) {
+      this.#intercepted = true;
+      c.abort(new Error('intercepted'));
+      return;
+    }
+    this.ctx.status = statusCode;
+    this.res.writeHead(statusCode, clientResponseHeaders(this.ctx, rheaders));
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      c.pause();
+      this.res.once('drain', () => c.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+    this.finish(undefined);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.finish(this.#intercepted ? undefined : err);
+  }
+
+  finish(err: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    const ctx = this.ctx;
+    if (ctx.exchange === this) ctx.exchange = undefined;
+    ctx.upstreamMs = performance.now() - this.#started;
+    if (err === undefined) return this.resolve(this.#intercepted ? 'intercepted' : 'done');
+    const upstream = this.upstream;
+    if (this.timedOut) err = new GatewayError('GW_UPSTREAM_TIMEOUT', `upstream "${upstream.name}" timed out after ${upstream.timeoutMs} ms`, { reason: 'upstream_timeout' });
+    const gerr = err instanceof GatewayError && err.code === 'GW_PAYLOAD_TOO_LARGE' ? err : upstreamFailure(ctx, err, upstream);
+    if (this.res.headersSent) {
+      // Too late for an error response: cut the client connection so that it sees a truncated body.
+      ctx.decision = 'error';
+      ctx.reason = gerr.reason;
+      ctx.error = gerr;
+      this.res.destroy();
+      return this.resolve('done');
+    }
+    this.reject(gerr);
+  }
+}
+
 /** Forwards the request; resolves when the response has been fully relayed (or intercepted). */
 export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOptions = {}): Promise<'done' | 'intercepted'> {
   const res = ctx.res;
@@ -83,92 +177,21 @@ export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOp
     }
     body = ctx.req.headers['content-length'] !== undefined ? ctx.req : Readable.from(limitedBody(ctx, ctx.runtime.limits.maxBody), { objectMode: false });
   }
-  const started = process.hrtime.bigint();
-
   return new Promise((resolve, reject) => {
-    let controller: Dispatcher.DispatchController | undefined;
-    let settled = false;
-    let intercepted = false;
-    let timedOut = false;
-    const finish = (err?: unknown) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      res.off('close', onClientClose);
-      ctx.upstreamMs = Number(process.hrtime.bigint() - started) / 1e6;
-      if (err === undefined) return resolve(intercepted ? 'intercepted' : 'done');
-      if (timedOut) err = new GatewayError('GW_UPSTREAM_TIMEOUT', `upstream "${upstream.name}" timed out after ${upstream.timeoutMs} ms`, { reason: 'upstream_timeout' });
-      const gerr = err instanceof GatewayError && err.code === 'GW_PAYLOAD_TOO_LARGE' ? err : upstreamFailure(ctx, err, upstream);
-      if (res.headersSent) {
-        // Too late for an error response: cut the client connection so that it sees a truncated body.
-        ctx.decision = 'error';
-        ctx.reason = gerr.reason;
-        ctx.error = gerr;
-        res.destroy();
-        return resolve('done');
-      }
-      reject(gerr);
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller?.abort(new Error('upstream timeout'));
-    }, upstream.timeoutMs);
-    const onClientClose = () => {
-      if (!res.writableFinished) {
-        ctx.reason ??= 'client_aborted';
-        controller?.abort(new Error('client went away'));
-      }
-    };
-    res.on('close', onClientClose);
-
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-        if (timedOut) c.abort(new Error('upstream timeout'));
-      },
-      onResponseStart(c, statusCode, rheaders) {
-        if (opts.intercept?.(statusCode)) {
-          intercepted = true;
-          c.abort(new Error('intercepted'));
-          return;
-        }
-        ctx.status = statusCode;
-        res.writeHead(statusCode, clientResponseHeaders(ctx, rheaders));
-      },
-      onResponseData(c, chunk) {
-        if (!res.write(chunk)) {
-          c.pause();
-          res.once('drain', () => c.resume());
-        }
-      },
-      onResponseEnd() {
-        res.end();
-        finish();
-      },
-      onResponseError(_c, err) {
-        finish(intercepted ? undefined : err);
-      },
-    };
+    const x = new Exchange(ctx, res, upstream, opts.intercept, resolve, reject);
     try {
-      upstream.pool.dispatch(
-        { path: upstreamPath(ctx, upstream), method: ctx.method, headers, body, idempotent: false, blocking: false },
-        handler,
-      );
+      upstream.pool.dispatch({ path: upstreamPath(ctx, upstream), method: ctx.method, headers, body, idempotent: false, blocking: false }, x);
     } catch (err) {
-      finish(err);
+      x.finish(err);
     }
   });
 }
 
 /** The terminal stage of a proxied route. */
-export async function proxyStage(ctx: RequestContext): Promise<void> {
+export function proxyStage(ctx: RequestContext): Promise<unknown> {
   const upstream = ctx.route?.upstream as Upstream;
   const creds = upstream.credentials;
-  if (!creds) {
-    await forward(ctx, upstream);
-    return;
-  }
-  await forwardWithCredentials(ctx, upstream, creds);
+  return creds ? forwardWithCredentials(ctx, upstream, creds) : forward(ctx, upstream);
 }
 
 /**

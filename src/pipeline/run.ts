@@ -64,12 +64,29 @@ export function fail(ctx: RequestContext, err: unknown, log: Logger): void {
   res.end(ctx.method === 'HEAD' ? undefined : p.body);
 }
 
-async function runStages(ctx: RequestContext): Promise<void> {
+/**
+ * Runs the route's stages from `from`: synchronously while they return
+ * nothing, continuing after a stage's promise settles (no promise at all for
+ * a route whose stages are all synchronous).
+ */
+function runStages(ctx: RequestContext, log: Logger, from: number): void {
   const stages = ctx.route!.stages;
-  for (let i = 0; i < stages.length; i++) {
-    const r = stages[i]!(ctx);
-    if (r !== undefined) await r;
+  try {
+    for (let i = from; i < stages.length; i++) {
+      const r = stages[i]!(ctx);
+      if (r !== undefined) {
+        r.then(
+          () => runStages(ctx, log, i + 1),
+          (err: unknown) => fail(ctx, err, log),
+        );
+        return;
+      }
+    }
+  } catch (err) {
+    fail(ctx, err, log);
+    return;
   }
+  ctx.decision ??= 'allow';
 }
 
 export function createRequestHandler(host: PipelineHost): (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void {
@@ -78,6 +95,7 @@ export function createRequestHandler(host: PipelineHost): (req: IncomingMessage,
     ctx.expectContinue = expectContinue;
     host.track(1);
     res.once('close', () => {
+      ctx.exchange?.clientClosed();
       host.track(-1);
       observe(ctx, host.observers, host.log);
     });
@@ -86,12 +104,7 @@ export function createRequestHandler(host: PipelineHost): (req: IncomingMessage,
       host.gate?.(ctx);
       checkRequest(ctx);
       matchRoute(ctx);
-      runStages(ctx).then(
-        () => {
-          ctx.decision ??= 'allow';
-        },
-        (err: unknown) => fail(ctx, err, host.log),
-      );
+      runStages(ctx, host.log, 0);
     } catch (err) {
       fail(ctx, err, host.log);
     }

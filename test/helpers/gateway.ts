@@ -50,6 +50,13 @@ export async function startGateway(t: Tap, yaml: string, files: Record<string, s
   const logs: string[] = [];
   const gw = await Gateway.start({ configFile, log: captureLogger(logs), watchConfig: false });
   t.teardown(() => gw.close());
+  // Per-request lines are written in batches: any read of the array writes the queued ones first.
+  const liveLogs = new Proxy(logs, {
+    get(target, prop, receiver) {
+      gw.flushLogs();
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
   const a = gw.addresses;
   return {
     gw,
@@ -57,11 +64,7 @@ export async function startGateway(t: Tap, yaml: string, files: Record<string, s
     adminUrl: a.admin ? `http://127.0.0.1:${a.admin.port}` : '',
     dir,
     configFile,
-    /** The gateway's log lines so far (per-request lines are written in batches: reading flushes them). */
-    get logs() {
-      gw.flushLogs();
-      return logs;
-    },
+    logs: liveLogs,
     writeConfig: (y) => writeFileSync(configFile, y),
   };
 }

@@ -52,6 +52,45 @@ t.test('appendAuditEvents() continues a file written by the gateway and the gate
   t.match(eventBody({ event: 'token.revoked', account: 'x' }), /^\{"time":"[^"]+","request_id":null,"event":"token.revoked"/);
 });
 
+t.test('records chained when appended are chained again when another writer appended meanwhile', async (t) => {
+  const file = join(t.testdir(), 'audit.log');
+  const a = await AuditLog.open({ file, flushInterval: 10_000, log: captureLogger([]) });
+  a.append('{"n":1}');
+  await a.flush();
+  a.append('{"n":2}');
+  a.append('{"n":3}');
+  // The CLI writes while two records wait, chained on the gateway's last line.
+  appendAuditEvents(file, [{ event: 'token.revoked', account: 'robot', key_id: 'k1' }]);
+  const flushing = a.flush();
+  // Appended while that write is under way: they must follow the re-chained lines.
+  a.append('{"n":4}');
+  await flushing;
+  a.append('{"n":5}');
+  await a.close();
+  const text = readFileSync(file, 'utf8');
+  t.same(verifyText(text, { head: readHead(file) }), { ok: true, records: 6 });
+  t.same(
+    text.trim().split('\n').map((l) => (JSON.parse(l) as { n?: number; event?: string }).n ?? (JSON.parse(l) as { event: string }).event),
+    [1, 'token.revoked', 2, 3, 4, 5],
+    'every record once, in order',
+  );
+});
+
+t.test('a new file (audit.file changed on reload) starts its own chain with the records that waited', async (t) => {
+  const dir = t.testdir();
+  const a = await AuditLog.open({ file: join(dir, 'one.log'), flushInterval: 10_000, log: captureLogger([]) });
+  a.append('{"n":1}');
+  await a.flush();
+  a.append('{"n":2}');
+  await a.configure({ file: join(dir, 'two.log'), flushInterval: 10_000, maxSize: undefined });
+  a.append('{"n":3}');
+  await a.close();
+  t.same(verifyText(readFileSync(join(dir, 'one.log'), 'utf8')), { ok: true, records: 2 });
+  const two = readFileSync(join(dir, 'two.log'), 'utf8');
+  t.same(verifyText(two, { head: readHead(join(dir, 'two.log')) }), { ok: true, records: 1 });
+  t.equal((JSON.parse(two) as { prev: string }).prev, '0'.repeat(64), 'from the genesis hash');
+});
+
 t.test('a write failure is counted once per record, reported, and retried', async (t) => {
   const dir = t.testdir({ blocker: 'file' });
   const logs: string[] = [];
