@@ -1,14 +1,10 @@
 /**
  * The audit log (DESIGN.md §7): one JSON line per request or event, hash
- * chained. Records are serialized and chained when they happen — one hash
- * each, spread over the requests rather than thousands at once in a flush,
- * which stalled every request in flight (p99, issue 6) — and buffered; a
- * flush (every `audit.flush_interval`, when the buffer grows, on reopen and
- * on close) appends them in one write, under the lock file the CLI also
- * takes, re-reading the tail hash whenever the file is not the size this
- * process left it at (another writer appended, or it was rotated). When that
- * tail is not the hash the buffered lines were chained on, they are chained
- * again on it (rare: a CLI event, a rotation, a new file).
+ * chained. Records are serialized when they happen and buffered; a flush
+ * (every `audit.flush_interval`, when the buffer grows, on reopen and on
+ * close) chains them and appends them in one write, under the lock file the
+ * CLI also takes, re-reading the tail hash whenever the file is not the size
+ * this process left it at (another writer appended, or it was rotated).
  *
  * A write failure is logged loudly and counted, the records are kept (up to
  * MAX_PENDING) and retried, and `failing` turns true so that
@@ -17,12 +13,12 @@
 import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { GENESIS, hashLine, headPath, lastLineAsync, rechain, withPrev, writeHead } from './chain.js';
+import { chainToBuffer, GENESIS, hashLine, headPath, lastLineAsync, writeHead } from './chain.js';
 import { withLock } from './lock.js';
 
 /** Records kept while the log cannot be written; older ones are dropped (and counted). */
 export const MAX_PENDING = 100_000;
-/** Flush early when this much is buffered: a large batch written at once (one join, one encode) stalls requests in flight. */
+/** Flush early when this much is buffered: a large batch chained and written at once stalls the requests in flight (p99). */
 const FLUSH_BYTES = 256 * 1024;
 /** Rotated files kept by size rotation: FILE.1 … FILE.KEEP. */
 export const KEEP_ROTATED = 5;
@@ -43,13 +39,8 @@ export interface AuditLogOptions {
 
 export class AuditLog {
   #opts: AuditLogOptions;
-  /** Chained lines (without newline) waiting to be written. */
   #pending: string[] = [];
   #pendingBytes = 0;
-  /** The hash the first pending line is chained on. */
-  #pendingBase = GENESIS;
-  /** The hash the next record is chained on: the last pending line's, or #prev. */
-  #tail = GENESIS;
   /** How many records at the head of #pending were already counted as failed. */
   #counted = 0;
   #fh: FileHandle | undefined;
@@ -90,20 +81,16 @@ export class AuditLog {
     return this.#pending.length;
   }
 
-  /** Chains and buffers one serialized record (a JSON object without `prev`). No I/O. */
+  /** Buffers one serialized record (a JSON object without `prev`). Cheap: no I/O. */
   append(body: string): void {
     if (this.#closed) {
       this.#opts.log.error({ audit: body }, 'audit record after the audit log was closed');
       return;
     }
-    if (this.#pending.length === 0) this.#pendingBase = this.#tail;
-    const line = withPrev(body, this.#tail);
-    this.#tail = hashLine(line);
-    this.#pending.push(line);
-    this.#pendingBytes += line.length;
+    this.#pending.push(body);
+    this.#pendingBytes += body.length;
     if (this.#pending.length > MAX_PENDING) {
-      // The oldest is dropped: the next one was chained on it.
-      this.#pendingBase = hashLine(this.#pending.shift()!);
+      this.#pending.shift();
       if (this.#counted > 0) this.#counted--;
       else this.#opts.onWriteFailure?.(1);
     }
@@ -178,8 +165,10 @@ export class AuditLog {
     const o = this.#opts;
     if (o.file === '-') {
       if (!this.#pending.length) return;
-      const { lines } = this.#take();
-      (o.stdout ?? process.stdout).write(lines.join('\n') + '\n');
+      const bodies = this.#take();
+      const { buf, last } = chainToBuffer(bodies, this.#prev);
+      this.#prev = last;
+      (o.stdout ?? process.stdout).write(buf);
       return;
     }
     if (!this.#pending.length) {
@@ -187,39 +176,33 @@ export class AuditLog {
       if (this.#failing) await this.#tryOpen();
       return;
     }
-    const { lines, base, tail } = this.#take();
+    const bodies = this.#take();
     try {
-      await withLock(o.file, () => this.#write(lines, base, tail));
+      await withLock(o.file, () => this.#write(bodies));
       this.#counted = 0;
       if (this.#failing) {
         this.#failing = false;
         o.log.warn({ file: o.file }, 'audit log is writable again');
       }
     } catch (err) {
-      // Back in front of what came meanwhile (chained after them): nothing lost, chain intact.
-      this.#pending = lines.concat(this.#pending);
-      this.#pendingBase = base;
-      this.#pendingBytes += lines.reduce((n, b) => n + b.length, 0);
-      const fresh = lines.length - this.#counted;
+      this.#pending = bodies.concat(this.#pending);
+      this.#pendingBytes += bodies.reduce((n, b) => n + b.length, 0);
+      const fresh = bodies.length - this.#counted;
       if (fresh > 0) o.onWriteFailure?.(fresh);
-      this.#counted = lines.length;
+      this.#counted = bodies.length;
       this.#fail(err);
       await this.#closeFile();
     }
   }
 
-  /** The pending lines, the hash they were chained on and the hash of the last one. */
-  #take(): { lines: string[]; base: string; tail: string } {
-    const lines = this.#pending;
-    const base = this.#pendingBase;
+  #take(): string[] {
+    const bodies = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
-    this.#pendingBase = this.#tail;
-    return { lines, base, tail: this.#tail };
+    return bodies;
   }
 
-  /** Appends chained lines; chains them again first if the file does not end where they were chained on. */
-  async #write(chained: string[], base: string, tail: string): Promise<void> {
+  async #write(bodies: string[]): Promise<void> {
     const file = this.#opts.file;
     if (!this.#fh) await this.#openFile();
     let st = await this.#fh!.stat();
@@ -232,7 +215,7 @@ export class AuditLog {
     }
     let size = st.size;
     const max = this.#opts.maxSize;
-    if (max !== undefined && size > 0 && size + chained.reduce((n, b) => n + b.length + 1, 0) > max) {
+    if (max !== undefined && size > 0 && size + bodies.reduce((n, b) => n + b.length + 80, 0) > max) {
       await this.#rotate();
       size = 0;
     }
@@ -241,17 +224,10 @@ export class AuditLog {
       const line = size === 0 ? undefined : await lastLineAsync(this.#fh!, size);
       this.#prev = line === undefined ? GENESIS : hashLine(line);
     }
-    const last = this.#prev === base ? tail : rechain(chained, this.#prev);
-    const buf = Buffer.from(chained.join('\n') + '\n');
+    const { buf, last } = chainToBuffer(bodies, this.#prev);
     await this.#fh!.write(buf, 0, buf.length, null);
     this.#prev = last;
     this.#size = size + buf.length;
-    // What was appended meanwhile continues from the file's new tail.
-    if (this.#pending.length === 0) this.#tail = last;
-    else if (this.#pendingBase !== last) {
-      this.#tail = rechain(this.#pending, last);
-      this.#pendingBase = last;
-    }
     await writeHead(file, { hash: last, size: this.#size });
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { recordOf } from '../audit/record.js';
-import { LineBatch, REQUEST_LINE_PREFIX } from '../log.js';
+import { LineBatch } from '../log.js';
 import type { RequestContext } from './context.js';
 
 export type Observer = (ctx: RequestContext) => void;
@@ -71,7 +71,7 @@ export function requestLogger(log: Logger, lines: LineBatch = new LineBatch(log)
         'request failed',
       );
     } else if (log.levelVal <= info) {
-      lines.push(REQUEST_LINE_PREFIX + recordOf(ctx).slice(1) + '\n');
+      lines.push(recordOf(ctx));
     }
   };
 }

@@ -52,7 +52,7 @@ t.test('appendAuditEvents() continues a file written by the gateway and the gate
   t.match(eventBody({ event: 'token.revoked', account: 'x' }), /^\{"time":"[^"]+","request_id":null,"event":"token.revoked"/);
 });
 
-t.test('records chained when appended are chained again when another writer appended meanwhile', async (t) => {
+t.test('records buffered while another writer appends are chained after its lines', async (t) => {
   const file = join(t.testdir(), 'audit.log');
   const a = await AuditLog.open({ file, flushInterval: 10_000, log: captureLogger([]) });
   a.append('{"n":1}');
