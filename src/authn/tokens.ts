@@ -11,7 +11,9 @@
  *
  * Only SHA-256 of the secret is ever stored; it is compared in constant time.
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as zlib from 'node:zlib';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const KEY_ID_LENGTH = 12;
@@ -31,10 +33,25 @@ export function base62(bytes: Uint8Array, width: number): string {
   return out.padStart(width, '0');
 }
 
-let CRC_TABLE: Uint32Array | undefined;
+/** Fixed-width base62 of an unsigned 32-bit number: base62() without BigInt, for the per-request checksum. */
+function base62Uint32(n: number, width: number): string {
+  let out = '';
+  for (let i = 0; i < width; i++) {
+    out = ALPHABET[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
+}
 
-/** CRC-32 (IEEE 802.3), as in zlib: zlib.crc32 only exists from Node 20.15. */
+let CRC_TABLE: Uint32Array | undefined;
+const nativeCrc32 = (zlib as { crc32?: (data: string) => number }).crc32;
+
+/** CRC-32 (IEEE 802.3), as in zlib: zlib.crc32 only exists from Node 20.15 (used when there). */
 export function crc32(text: string): number {
+  return nativeCrc32 ? nativeCrc32(text) : crc32Js(text);
+}
+
+export function crc32Js(text: string): number {
   if (!CRC_TABLE) {
     CRC_TABLE = new Uint32Array(256);
     for (let i = 0; i < 256; i++) {
@@ -49,8 +66,8 @@ export function crc32(text: string): number {
 }
 
 function checksum(body: string): string {
-  const n = crc32(body);
-  return base62(Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff), CHECKSUM_LENGTH);
+  // 62^6 > 2^32: six digits always hold a CRC-32.
+  return base62Uint32(crc32(body), CHECKSUM_LENGTH);
 }
 
 /** A fresh random key id. */
@@ -101,9 +118,12 @@ export function parseToken(prefix: string, token: string): ParsedToken {
   return { ok: true, keyId, secret };
 }
 
+// crypto.hash() (Node ≥ 20.12) is about twice as fast as createHash() for one short input.
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
+
 /** Constant-time comparison of a presented secret against a stored hex hash. */
 export function secretMatches(secret: string, storedHash: string): boolean {
-  const a = createHash('sha256').update(secret, 'utf8').digest();
+  const a = oneShot ? oneShot('sha256', secret, 'buffer') : createHash('sha256').update(secret, 'utf8').digest();
   const b = Buffer.from(storedHash, 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
 }

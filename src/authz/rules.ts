@@ -50,8 +50,27 @@ export type AuthzDecision =
 
 export type Authorizer = (p: Principal) => AuthzDecision;
 
-/** Compiles a route's allow list: any entry suffices; within one entry, all conditions must hold. */
+/**
+ * Compiles a route's allow list: any entry suffices; within one entry, all
+ * conditions must hold. A decision depends only on the principal and the
+ * compiled configuration, and principals are immutable and reused (one per
+ * stored token, one per cached JWT): decisions are kept per principal, so a
+ * repeat caller costs one WeakMap lookup (a reload compiles a fresh route).
+ */
 export function compileAllow(allow: readonly AllowEntry[], team: string | undefined, graph: RoleGraph): Authorizer {
+  const decide = decider(allow, team, graph);
+  const decisions = new WeakMap<Principal, AuthzDecision>();
+  return (p) => {
+    let d = decisions.get(p);
+    if (d === undefined) {
+      d = decide(p);
+      decisions.set(p, d);
+    }
+    return d;
+  };
+}
+
+function decider(allow: readonly AllowEntry[], team: string | undefined, graph: RoleGraph): Authorizer {
   const entries = allow.map((e) => ({
     roles: e.roles,
     teams: e.teams,

@@ -5,6 +5,7 @@
  * is the same header as `X-Gatehouse-Subject` to any upstream framework.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Principal } from '../authn/authenticator.js';
 import type { RequestContext } from './context.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and their common non-standard kin. */
@@ -80,13 +81,31 @@ export function upstreamRequestHeaders(ctx: RequestContext, upgrade: boolean): s
 
   const p = ctx.principal;
   if (p && route && !route.public) {
-    out.push('x-gatehouse-subject', p.subject);
-    out.push('x-gatehouse-auth', p.kind);
-    out.push('x-gatehouse-roles', [...(ctx.roles ?? p.roles)].sort().join(','));
-    out.push('x-gatehouse-teams', [...p.teams.keys()].sort().join(','));
-    out.push('x-gatehouse-scopes', p.scopes.join(','));
+    const id = identityHeaders(p, ctx.roles);
+    for (let i = 0; i < id.length; i++) out.push(id[i] as string);
   }
   return out;
+}
+
+const IDENTITY = new WeakMap<Principal, { roles: Set<string> | undefined; headers: readonly string[] }>();
+
+/**
+ * The X-Gatehouse-* pairs for a principal and its effective roles on the
+ * route: built once per (principal, roles) — both are reused from request to
+ * request (rules.ts keeps decisions per principal).
+ */
+function identityHeaders(p: Principal, roles: Set<string> | undefined): readonly string[] {
+  const hit = IDENTITY.get(p);
+  if (hit !== undefined && hit.roles === roles) return hit.headers;
+  const headers = Object.freeze([
+    'x-gatehouse-subject', p.subject,
+    'x-gatehouse-auth', p.kind,
+    'x-gatehouse-roles', [...(roles ?? p.roles)].sort().join(','),
+    'x-gatehouse-teams', [...p.teams.keys()].sort().join(','),
+    'x-gatehouse-scopes', p.scopes.join(','),
+  ]);
+  IDENTITY.set(p, { roles, headers });
+  return headers;
 }
 
 /** The upstream's response headers minus hop-by-hop ones, plus X-Request-Id. */

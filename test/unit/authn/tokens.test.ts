@@ -1,5 +1,5 @@
 import t from 'tap';
-import { base62, crc32, hashSecret, issueToken, parseToken, secretMatches } from '../../../src/authn/tokens.js';
+import { base62, crc32, crc32Js, hashSecret, issueToken, parseToken, secretMatches } from '../../../src/authn/tokens.js';
 
 t.test('issueToken() makes <prefix>_<key id>_<secret><checksum> with a 256-bit secret', async (t) => {
   const a = issueToken('gth');
@@ -31,6 +31,16 @@ t.test('parseToken() rejects mistyped and forged-shape tokens without a store', 
 });
 
 t.test('crc32() is the IEEE CRC-32', async (t) => {
-  t.equal(crc32('123456789'), 0xcbf43926);
-  t.equal(crc32(''), 0);
+  for (const f of [crc32, crc32Js]) {
+    t.equal(f('123456789'), 0xcbf43926);
+    t.equal(f(''), 0);
+  }
+  for (const text of ['gth_abc', 'ü€𝄞', 'x'.repeat(1000)]) t.equal(crc32(text), crc32Js(text), 'zlib.crc32 (where there) and ours agree');
+});
+
+t.test('tokens issued by earlier releases still parse (checksum unchanged)', async (t) => {
+  // Issued by 3c1e9d1, before the checksum went from BigInt to Number arithmetic.
+  const p = parseToken('gth', 'gth_K8bkOOKVG0kg_XD09SSjX94DtDaLonvJGSJKgjSe9s0vGBGfU8PU4rUy41SMLX');
+  t.ok(p.ok);
+  for (let i = 0; i < 200; i++) t.ok(parseToken('gth', issueToken('gth').token).ok);
 });
