@@ -21,7 +21,7 @@ const audit = await load('audit/record.js');
 
 const ctx = {
   id: 'b0c5b8a1-4a8e-4f7b-9d0e-0f1f2e3d4c5b',
-  time: new Date(),
+  time: Date.now(),
   start: process.hrtime.bigint(),
   method: 'GET',
   path: '/bench/hello',

@@ -16,7 +16,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 export class RequestContext {
   readonly id: string;
   readonly start = process.hrtime.bigint();
-  readonly time = new Date();
+  /** When the request arrived: epoch milliseconds. */
+  readonly time = Date.now();
   readonly req: IncomingMessage;
   /** Undefined for WebSocket upgrades, which answer on `socket`. */
   readonly res: ServerResponse | undefined;

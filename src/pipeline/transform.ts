@@ -38,6 +38,9 @@ const ALWAYS_DROPPED = new Set([
 /** Kept only from a trusted proxy; otherwise dropped (and X-Forwarded-* re-set). */
 const FORWARDING = new Set(['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-forwarded-port', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 
+/** Connection values that list no other header (keep-alive is hop-by-hop itself). */
+const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'upgrade']);
+
 /** Lower-case with "_" and "." as "-". */
 export function canonicalName(name: string): string {
   const lower = name.toLowerCase();
@@ -47,6 +50,8 @@ export function canonicalName(name: string): string {
 /** Header names listed in Connection values, canonicalized. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // The usual values name no header that is not hop-by-hop already: nothing more to drop.
+  if (typeof value === 'string' && PLAIN_CONNECTION.has(value.toLowerCase())) return undefined;
   const out = new Set<string>();
   for (const v of Array.isArray(value) ? value : [value]) for (const t of v.split(',')) if (t.trim()) out.add(canonicalName(t.trim()));
   return out;

@@ -6,7 +6,7 @@ import { AuditLog } from '../../../src/audit/audit-log.js';
 import { appendAuditEvents, eventBody } from '../../../src/audit/append.js';
 import { readHead, verifyText } from '../../../src/audit/chain.js';
 import { lockPath, withLock, withLockSync } from '../../../src/audit/lock.js';
-import { cut, MAX_FIELD } from '../../../src/audit/record.js';
+import { cut, isoTime, MAX_FIELD } from '../../../src/audit/record.js';
 import { captureLogger } from '../../helpers/gateway.js';
 
 t.test('AuditLog buffers, flushes on its interval and on close, and keeps one chain', async (t) => {
@@ -126,4 +126,9 @@ t.test('cut() keeps 1 kB and marks the rest', async (t) => {
   const c = cut('z'.repeat(MAX_FIELD + 10));
   t.equal(c.length, MAX_FIELD + '…[cut]'.length);
   t.ok(c.endsWith('…[cut]'));
+});
+
+t.test('isoTime() is toISOString(), also when the same millisecond comes again or time goes back', async (t) => {
+  const base = Date.parse('2026-11-23T23:59:59.998Z');
+  for (const ms of [base, base, base + 1, base + 2, base + 2, base - 5000, base]) t.equal(isoTime(ms), new Date(ms).toISOString());
 });

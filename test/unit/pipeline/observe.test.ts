@@ -9,7 +9,7 @@ import { captureLogger } from '../../helpers/gateway.js';
 function fakeCtx(extra: Partial<RequestContext> = {}): RequestContext {
   return {
     id: 'req-1',
-    time: new Date('2026-11-23T10:00:00.000Z'),
+    time: Date.parse('2026-11-23T10:00:00.000Z'),
     req: { headers: { 'user-agent': 'curl/8', authorization: 'Bearer gth_secret_value' }, url: '/bench/hello?access_token=qs_secret' },
     method: 'GET',
     path: '/bench/hello',
