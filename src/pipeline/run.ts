@@ -89,16 +89,30 @@ function runStages(ctx: RequestContext, log: Logger, from: number): void {
   ctx.decision ??= 'allow';
 }
 
+/** Where a response's 'close' listener finds its request (one shared listener, no closure per request). */
+const kRequest = Symbol('gatehouse.request');
+
+interface TrackedResponse extends ServerResponse {
+  [kRequest]?: { ctx: RequestContext; host: PipelineHost } | undefined;
+}
+
+/** The response closed (finished, or the connection went away): the request has ended. */
+function onResponseClose(this: TrackedResponse): void {
+  const r = this[kRequest];
+  if (r === undefined) return;
+  this[kRequest] = undefined;
+  r.ctx.exchange?.clientClosed();
+  r.host.track(-1);
+  observe(r.ctx, r.host.observers, r.host.log);
+}
+
 export function createRequestHandler(host: PipelineHost): (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void {
   return (req, res, expectContinue = false) => {
     const ctx = new RequestContext(host.runtime, req, res, req.socket);
     ctx.expectContinue = expectContinue;
     host.track(1);
-    res.once('close', () => {
-      ctx.exchange?.clientClosed();
-      host.track(-1);
-      observe(ctx, host.observers, host.log);
-    });
+    (res as TrackedResponse)[kRequest] = { ctx, host };
+    res.on('close', onResponseClose);
     if (host.draining) res.setHeader('connection', 'close');
     try {
       host.gate?.(ctx);
