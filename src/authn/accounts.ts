@@ -25,10 +25,20 @@ export interface AccountPolicy {
 export type TokenStatus = 'active' | 'grace' | 'expired' | 'revoked';
 
 /** A token's state at `now`: `grace` is a rotated token still inside its grace period. */
-export function tokenStatus(t: StoredToken, now: number): TokenStatus {
-  if (t.revoked !== undefined && Date.parse(t.revoked) <= now) return 'revoked';
-  if (Date.parse(t.expires) <= now) return 'expired';
+export function tokenStatus(t: StoredToken, now: number, times: TokenTimes = tokenTimes(t)): TokenStatus {
+  if (t.revoked !== undefined && times.revoked <= now) return 'revoked';
+  if (times.expires <= now) return 'expired';
   return t.revoked !== undefined ? 'grace' : 'active';
+}
+
+/** A token's `revoked` and `expires` as epoch ms (NaN when absent). */
+export interface TokenTimes {
+  readonly revoked: number;
+  readonly expires: number;
+}
+
+export function tokenTimes(t: StoredToken): TokenTimes {
+  return { revoked: t.revoked === undefined ? NaN : Date.parse(t.revoked), expires: Date.parse(t.expires) };
 }
 
 /** The expiry of a token issued at `now` for `expiresIn`; refused past `maxLifetime`. */

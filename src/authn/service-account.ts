@@ -9,7 +9,7 @@ import { ConfigError } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { unauthenticated } from '../pipeline/authenticate.js';
-import { tokenStatus } from './accounts.js';
+import { tokenStatus, tokenTimes, type TokenTimes } from './accounts.js';
 import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator, type Principal } from './authenticator.js';
 import type { AuthenticatorFactory } from './index.js';
 import { openTokenStore, StoreError, type StoreSnapshot, type StoredToken, type TokenStore } from './token-store.js';
@@ -21,6 +21,8 @@ export class ServiceAccountAuthenticator implements Authenticator {
   readonly #prefix: string;
   /** Principals per stored token record: a new snapshot brings new records, so this never goes stale. */
   readonly #principals = new WeakMap<StoredToken, Principal>();
+  /** Parsed dates per stored token record (a snapshot's records never change; a reload brings new ones). */
+  readonly #times = new WeakMap<StoredToken, TokenTimes>();
 
   constructor(store: TokenStore, prefix: string) {
     this.store = store;
@@ -36,7 +38,12 @@ export class ServiceAccountAuthenticator implements Authenticator {
     if (!entry) throw unauthenticated('token_unknown', `no service-account token has key id ${parsed.keyId}`);
     if (!secretMatches(parsed.secret, entry.token.hash)) throw unauthenticated('token_unknown', `wrong secret for key id ${parsed.keyId}`);
     const now = Date.now();
-    const status = tokenStatus(entry.token, now);
+    let times = this.#times.get(entry.token);
+    if (times === undefined) {
+      times = tokenTimes(entry.token);
+      this.#times.set(entry.token, times);
+    }
+    const status = tokenStatus(entry.token, now, times);
     if (status === 'revoked') throw unauthenticated('token_revoked', `token ${parsed.keyId} of service account "${entry.account.name}" was revoked at ${entry.token.revoked}`);
     if (status === 'expired') throw unauthenticated('token_expired', `token ${parsed.keyId} of service account "${entry.account.name}" expired at ${entry.token.expires}`);
     this.store.recordUse(parsed.keyId, new Date(now));
