@@ -28,6 +28,16 @@ function series(text: string): Map<string, number> {
   return out;
 }
 
+/** A histogram series' buckets in exposition order, its _sum and _count. */
+function histogram(s: Map<string, number>, name: string, label: string): { buckets: [string, number][]; sum: number | undefined; count: number | undefined } {
+  const buckets: [string, number][] = [];
+  for (const [k, v] of s) {
+    const m = new RegExp(`^${name}_bucket\\{le="([^"]+)",${label}\\}$`).exec(k);
+    if (m) buckets.push([m[1]!, v]);
+  }
+  return { buckets, sum: s.get(`${name}_sum{${label}}`), count: s.get(`${name}_count{${label}}`) };
+}
+
 const scrape = async (adminUrl: string) => {
   const res = await fetch(`${adminUrl}/metrics`);
   return { res, text: await res.text() };
@@ -40,6 +50,7 @@ t.test('/metrics counts match the requests sent', async (t) => {
   const send = async (n: number, path: string, init: RequestInit = {}) => {
     for (let i = 0; i < n; i++) await fetch(`${g.url}${path}`, init).then((r) => r.arrayBuffer());
   };
+  const started = performance.now();
   await send(5, '/open/a');
   await send(3, '/open/a', { method: 'POST', body: 'x' });
   await send(4, '/api/a', { headers: { authorization: 'Bearer sa-robot-viewer' } });
@@ -48,6 +59,7 @@ t.test('/metrics counts match the requests sent', async (t) => {
   await send(2, '/api/a', { headers: { authorization: 'Bearer sa-bob-other' } });
   await send(6, '/nothing');
   await send(2, '/down/x');
+  const wallSeconds = (performance.now() - started) / 1000;
   await new Promise((r) => setTimeout(r, 30));
   const { res, text } = await scrape(g.adminUrl);
   t.equal(res.status, 200);
@@ -66,6 +78,21 @@ t.test('/metrics counts match the requests sent', async (t) => {
   t.equal(s.get('gatehouse_upstream_errors_total{upstream="down",kind="connect"}'), 2);
   t.equal(s.get('gatehouse_request_duration_seconds_count{route="open"}'), 8);
   t.equal(s.get('gatehouse_upstream_duration_seconds_count{upstream="app"}'), 12);
+  for (const [name, label, count] of [['gatehouse_request_duration_seconds', 'route="open"', 8], ['gatehouse_request_duration_seconds', 'route="none"', 6], ['gatehouse_upstream_duration_seconds', 'upstream="app"', 12]] as const) {
+    const h = histogram(s, name, label);
+    t.same(
+      h.buckets.map(([le]) => le),
+      ['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '+Inf'],
+      `${name}{${label}} has every bucket`,
+    );
+    t.ok(
+      h.buckets.every(([, v], i) => i === 0 || v >= h.buckets[i - 1]![1]),
+      `${name}{${label}} buckets are cumulative`,
+    );
+    t.equal(h.buckets.at(-1)?.[1], count, `${name}{${label}} +Inf is every request`);
+    t.equal(h.count, count);
+    t.ok(h.sum !== undefined && h.sum > 0 && h.sum < wallSeconds, `${name}{${label}} sum ${h.sum} s within the ${wallSeconds} s sent`);
+  }
   t.equal(s.get('gatehouse_inflight_requests'), 0);
   t.equal(s.get('gatehouse_config_reloads_total{result="success"}'), 0);
   t.ok(s.has('process_cpu_user_seconds_total'), 'prom-client default metrics');
@@ -75,6 +102,18 @@ t.test('/metrics counts match the requests sent', async (t) => {
   const after = series((await scrape(g.adminUrl)).text);
   t.equal(after.get('gatehouse_config_reloads_total{result="success"}'), 1);
   t.equal(after.get('gatehouse_config_reloads_total{result="failure"}'), 1);
+  // The Metrics object outlives reloads: the same series keep counting.
+  await send(2, '/open/a');
+  await send(1, '/api/a');
+  await new Promise((r) => setTimeout(r, 30));
+  const later = series((await scrape(g.adminUrl)).text);
+  t.equal(later.get('gatehouse_requests_total{route="open",method="GET",code="200",decision="allow"}'), 7);
+  t.equal(later.get('gatehouse_requests_total{route="api",method="GET",code="401",decision="deny"}'), 6);
+  t.equal(later.get('gatehouse_auth_failures_total{reason="token_missing"}'), 3);
+  t.equal(later.get('gatehouse_request_duration_seconds_count{route="open"}'), 10);
+  t.equal(later.get('gatehouse_request_duration_seconds_bucket{le="+Inf",route="open"}'), 10);
+  t.ok(later.get('gatehouse_request_duration_seconds_sum{route="open"}')! > s.get('gatehouse_request_duration_seconds_sum{route="open"}')!);
+  t.equal(later.get('gatehouse_upstream_duration_seconds_count{upstream="app"}'), 14);
   t.equal((await fetch(`${g.adminUrl}/metrics`, { method: 'POST' })).status, 405);
 });
 
