@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// `npm run bench:paired -- OLD_REV [NEW_REV]`: is a change to the request path
+// faster? Builds both git revisions (NEW_REV defaults to the working tree),
+// runs both gateways AT THE SAME TIME on the same core, each driven by its
+// own wrk, and compares CPU time per request round by round.
+//
+// On a shared or virtual machine the figures of `npm run bench` move by
+// ±20% from minute to minute (the bare proxy alone went from 55 to 105 µs
+// per request within one run): alternating rounds cannot tell a 5% change
+// from noise. Here both sides suffer the same noise at the same moment, so
+// their ratio moves far less; its median over rounds is the figure to trust
+// for small changes.
+//
+// Environment: BENCH_SCENARIO=public|sa (default sa: service-account token,
+// role rule, audit to a file, log at info), BENCH_ROUNDS (8), BENCH_DURATION
+// (3 s), BENCH_CONNECTIONS (50 per side).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuMicros, ensureTools, freePort, GW_CPU, LOAD_CPU, pinned, setWorkDir, startChild, stopAll, waitUp, wrk } from './lib.mjs';
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const env = process.env;
+const SCENARIO = env.BENCH_SCENARIO ?? 'sa';
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 8);
+const DURATION = Number(env.BENCH_DURATION ?? 3);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
+const [oldRev, newRev] = process.argv.slice(2);
+if (!oldRev || !['public', 'sa'].includes(SCENARIO)) {
+  console.error('usage: npm run bench:paired -- OLD_REV [NEW_REV]   (BENCH_SCENARIO=public|sa)');
+  process.exit(2);
+}
+
+const tmp = mkdtempSync(join(os.tmpdir(), 'gatehouse-paired-'));
+setWorkDir(tmp);
+
+function git(args, cwd = ROOT) {
+  const r = spawnSync('git', args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+/** Builds a revision into its own directory (a detached worktree); undefined: the working tree as it is. */
+function build(rev, name) {
+  let dir = ROOT;
+  if (rev) {
+    dir = join(tmp, name);
+    git(['worktree', 'add', '--detach', dir, rev]);
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  }
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: dir, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`${rev ?? 'working tree'}: build failed`);
+  return { dir, label: rev ? git(['rev-parse', '--short', rev]) : 'working tree' };
+}
+
+const upstreamPort = await freePort();
+const upstreamOrigin = `http://127.0.0.1:${upstreamPort}`;
+
+async function startSide(side, name) {
+  const port = await freePort();
+  const dir = join(tmp, `${name}-run`);
+  mkdirSync(dir, { recursive: true });
+  const route = SCENARIO === 'sa' ? '    auth: [service_account]\n    allow:\n      - roles: [viewer]\n' : '    public: true\n';
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(
+    file,
+    `server:\n  listen: 127.0.0.1:${port}\nstore: file:./accounts.json\nroles:\n  viewer: {}\nupstreams:\n  up:\n    url: ${upstreamOrigin}\n    timeout: 10s\nroutes:\n  - name: bench\n    match: { path: /bench/** }\n    upstream: up\n${route}audit:\n  file: ./audit.log\n`,
+  );
+  const bin = join(side.dir, 'dist', 'cli', 'bin.js');
+  const headers = [];
+  if (SCENARIO === 'sa') {
+    const r = spawnSync(process.execPath, [bin, 'accounts', 'create', 'bench', '--role', 'viewer', '-c', file], { cwd: dir, encoding: 'utf8' });
+    const token = r.stdout.trim().split('\n').at(-1);
+    if (r.status !== 0 || !token) throw new Error(`${side.label}: accounts create failed: ${r.stderr}`);
+    headers.push(`Authorization: Bearer ${token}`);
+  }
+  const [cmd, args] = pinned(GW_CPU, process.execPath, [bin, 'start', '-c', file]);
+  const child = startChild(name, cmd, args, { cwd: dir, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: 'info' } });
+  const url = `http://127.0.0.1:${port}/bench/hello`;
+  const probe = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
+  const status = await waitUp(url, probe, child);
+  if (status !== 200) throw new Error(`${side.label} answered ${status}`);
+  return { ...side, target: { url, headers }, pid: child.pid, us: [], rps: [] };
+}
+
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+try {
+  ensureTools();
+  const a = build(oldRev, 'old');
+  const b = build(newRev, 'new');
+  const [ucmd, uargs] = pinned(LOAD_CPU, process.execPath, [join(ROOT, 'bench', 'upstream.mjs'), String(upstreamPort)]);
+  await waitUp(`${upstreamOrigin}/`, {}, startChild('upstream', ucmd, uargs));
+  const sides = [await startSide(a, 'old'), await startSide(b, 'new')];
+  console.log(`paired: ${a.label} vs ${b.label}, scenario ${SCENARIO}; both gateways on core ${GW_CPU} at once, wrk + upstream on core ${LOAD_CPU}; ${ROUNDS} × ${DURATION} s`);
+  await Promise.all(sides.map((s) => wrk(s.target, 2, CONNECTIONS)));
+  for (let r = 1; r <= ROUNDS; r++) {
+    const before = sides.map((s) => cpuMicros([s.pid]));
+    const out = await Promise.all(sides.map((s) => wrk(s.target, DURATION, CONNECTIONS)));
+    sides.forEach((s, i) => {
+      if (out[i].non2xx || out[i].socketErrors) throw new Error(`${s.label}: ${out[i].non2xx} non-2xx answers, ${out[i].socketErrors} socket errors`);
+      s.us.push((cpuMicros([s.pid]) - before[i]) / out[i].requests);
+      s.rps.push(out[i].rps);
+    });
+    console.log(`  round ${r}: ${sides.map((s) => `${s.label} ${s.us.at(-1).toFixed(1)} µs/req`).join(', ')}  ratio ${(sides[1].us.at(-1) / sides[0].us.at(-1)).toFixed(3)}`);
+  }
+  const ratios = sides[1].us.map((u, i) => u / sides[0].us[i]);
+  for (const s of sides) console.log(`${s.label.padEnd(14)} CPU µs/req median ${median(s.us).toFixed(1)}, req/s median ${median(s.rps).toFixed(0)}`);
+  console.log(`new ÷ old CPU per request: median ${median(ratios).toFixed(3)} (rounds ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`);
+} finally {
+  await stopAll();
+  for (const name of ['old', 'new']) if (existsSync(join(tmp, name))) spawnSync('git', ['worktree', 'remove', '--force', join(tmp, name)], { cwd: ROOT });
+}
