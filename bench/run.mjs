@@ -8,7 +8,7 @@
 // Environment (all optional):
 //   BENCH_QUICK=1            quick mode: 1 round of 2 s, 1 s warm-up
 //   BENCH_DURATION=5         seconds per measurement
-//   BENCH_ROUNDS=3           rounds (each round measures every scenario once)
+//   BENCH_ROUNDS=5           rounds (each round measures every scenario once)
 //   BENCH_WARMUP=2           seconds of warm-up per scenario before round 1
 //   BENCH_CONNECTIONS=50     wrk connections (1 wrk thread)
 //   BENCH_ONLY=1,3a,4        only these scenarios (1 and 3a are references)
@@ -30,7 +30,7 @@ const BENCH = join(ROOT, 'bench');
 const env = process.env;
 const QUICK = env.BENCH_QUICK === '1';
 const DURATION = Number(env.BENCH_DURATION ?? (QUICK ? 2 : 5));
-const ROUNDS = Number(env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
+const ROUNDS = Number(env.BENCH_ROUNDS ?? (QUICK ? 1 : 5));
 const WARMUP = Number(env.BENCH_WARMUP ?? (QUICK ? 1 : 2));
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
