@@ -5,18 +5,16 @@
  * hash and byte size of the log after the last write, so that an edited or
  * removed *last* line is caught too — a chain alone cannot see those.
  */
-import * as nodeCrypto from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { sha256 } from '../util/sha256.js';
 
 /** `prev` of the first record of a chain. */
 export const GENESIS = '0'.repeat(64);
 
-// crypto.hash() (Node ≥ 20.12) is about twice as fast as createHash() for one short line.
-const oneShot = (nodeCrypto as { hash?: (alg: string, data: string) => string }).hash;
 
 export function hashLine(line: string): string {
-  return oneShot ? oneShot('sha256', line) : nodeCrypto.createHash('sha256').update(line).digest('hex');
+  return sha256(line, 'hex');
 }
 
 /** Appends `"prev":"…"` to a serialized record (a JSON object without prev). */

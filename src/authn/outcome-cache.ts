@@ -4,7 +4,7 @@
  * bounded LRU. A caller reusing its token pays the signature check once.
  * The token itself is never stored.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../util/sha256.js';
 import type { Principal } from './authenticator.js';
 
 interface Entry {
@@ -24,7 +24,7 @@ export class OutcomeCache {
   }
 
   static key(token: string): string {
-    return createHash('sha256').update(token).digest('base64url');
+    return sha256(token, 'base64url');
   }
 
   get(key: string): Principal | undefined {

@@ -11,9 +11,9 @@
  *
  * Only SHA-256 of the secret is ever stored; it is compared in constant time.
  */
-import * as nodeCrypto from 'node:crypto';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as zlib from 'node:zlib';
+import { sha256 } from '../util/sha256.js';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const KEY_ID_LENGTH = 12;
@@ -88,7 +88,7 @@ export interface IssuedToken {
 
 /** Hex SHA-256 of a token secret. */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return sha256(secret, 'hex');
 }
 
 /** Issues a new token under `prefix` with the given key id (fresh when omitted). */
@@ -118,12 +118,10 @@ export function parseToken(prefix: string, token: string): ParsedToken {
   return { ok: true, keyId, secret };
 }
 
-// crypto.hash() (Node ≥ 20.12) is about twice as fast as createHash() for one short input.
-const oneShot = (nodeCrypto as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
 
 /** Constant-time comparison of a presented secret against a stored hex hash. */
 export function secretMatches(secret: string, storedHash: string): boolean {
-  const a = oneShot ? oneShot('sha256', secret, 'buffer') : createHash('sha256').update(secret, 'utf8').digest();
+  const a = sha256(secret, 'buffer');
   const b = Buffer.from(storedHash, 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
 }

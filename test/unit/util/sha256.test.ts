@@ -1,0 +1,14 @@
+import { createHash } from 'node:crypto';
+import t from 'tap';
+import { sha256 } from '../../../src/util/sha256.js';
+
+t.test('sha256() is SHA-256 of the UTF-8 bytes, in each encoding', async (t) => {
+  t.equal(sha256('abc', 'hex'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 'FIPS 180-2 test vector');
+  for (const text of ['', 'gth_secret', 'ü€𝄞', 'x'.repeat(10_000)]) {
+    const ref = createHash('sha256').update(text, 'utf8');
+    const digest = ref.copy().digest();
+    t.equal(sha256(text, 'hex'), digest.toString('hex'));
+    t.equal(sha256(text, 'base64url'), digest.toString('base64url'));
+    t.same(sha256(text, 'buffer'), digest);
+  }
+});
