@@ -40,6 +40,24 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
   );
 }
 
+/** Destinations to flush when the process exits: one 'exit' listener for all of them, no strong reference. */
+const toFlush = new Set<WeakRef<SonicBoom>>();
+
+function flushOnExit(boom: SonicBoom): void {
+  if (toFlush.size === 0) {
+    process.once('exit', () => {
+      for (const ref of toFlush) {
+        try {
+          ref.deref()?.flushSync();
+        } catch {
+          // Nothing more can be done on exit.
+        }
+      }
+    });
+  }
+  toFlush.add(new WeakRef(boom));
+}
+
 /**
  * Standard output for the logger: sonic-boom (pino's own asynchronous
  * destination) in buffer mode, so that the per-request lines, batched in
@@ -58,13 +76,7 @@ export class LogDestination {
       // The reader went away (EPIPE): stop logging rather than crash.
       if (err.code === 'EPIPE') boom.write = () => true;
     });
-    process.once('exit', () => {
-      try {
-        boom.flushSync();
-      } catch {
-        // Nothing more can be done on exit.
-      }
-    });
+    flushOnExit(boom);
   }
 
   write(chunk: string | Buffer): boolean {
