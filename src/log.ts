@@ -92,7 +92,6 @@ export class LogDestination {
   }
 }
 
-
 /** What the per-request line carries before the record's own fields, in the shape of every other line of createLogger(). */
 export const REQUEST_LINE_FIELDS = '"level":"info","service":"gatehouse","msg":"request"';
 

@@ -49,7 +49,7 @@ export function eventBody(e: AuditEvent, now = new Date()): string {
 export function appendAuditEvents(file: string, events: readonly AuditEvent[]): void {
   const bodies = events.map((e) => eventBody(e));
   if (file === '-') {
-    process.stdout.write(chain(bodies, GENESIS).text);
+    process.stdout.write(chain(bodies, GENESIS).buf);
     return;
   }
   mkdirSync(dirname(file), { recursive: true });
@@ -58,8 +58,7 @@ export function appendAuditEvents(file: string, events: readonly AuditEvent[]): 
     try {
       const size = fstatSync(fd).size;
       const line = size === 0 ? undefined : lastLineSync(fd, size);
-      const { text, last } = chain(bodies, line === undefined ? GENESIS : hashLine(line));
-      const buf = Buffer.from(text);
+      const { buf, last } = chain(bodies, line === undefined ? GENESIS : hashLine(line));
       writeSync(fd, buf, 0, buf.length);
       writeHeadSync(file, { hash: last, size: size + buf.length });
     } finally {

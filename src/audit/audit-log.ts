@@ -13,7 +13,7 @@
 import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { chainToBuffer, GENESIS, hashLine, headPath, lastLineAsync, writeHead } from './chain.js';
+import { chain, GENESIS, hashLine, headPath, lastLineAsync, writeHead } from './chain.js';
 import { withLock } from './lock.js';
 
 /** Records kept while the log cannot be written; older ones are dropped (and counted). */
@@ -166,7 +166,7 @@ export class AuditLog {
     if (o.file === '-') {
       if (!this.#pending.length) return;
       const bodies = this.#take();
-      const { buf, last } = chainToBuffer(bodies, this.#prev);
+      const { buf, last } = chain(bodies, this.#prev);
       this.#prev = last;
       (o.stdout ?? process.stdout).write(buf);
       return;
@@ -224,7 +224,7 @@ export class AuditLog {
       const line = size === 0 ? undefined : await lastLineAsync(this.#fh!, size);
       this.#prev = line === undefined ? GENESIS : hashLine(line);
     }
-    const { buf, last } = chainToBuffer(bodies, this.#prev);
+    const { buf, last } = chain(bodies, this.#prev);
     await this.#fh!.write(buf, 0, buf.length, null);
     this.#prev = last;
     this.#size = size + buf.length;

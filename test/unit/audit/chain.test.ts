@@ -2,10 +2,16 @@ import { openSync, closeSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { chain, chainToBuffer, GENESIS, hashLine, lastLineAsync, lastLineSync, tailHashSync, verifyText, withPrev } from '../../../src/audit/chain.js';
+import { chain, GENESIS, hashLine, lastLineAsync, lastLineSync, tailHashSync, verifyText, withPrev } from '../../../src/audit/chain.js';
+
+/** chain()'s bytes as text. */
+function chainText(bodies: string[], prev: string): { text: string; last: string } {
+  const { buf, last } = chain(bodies, prev);
+  return { text: buf.toString('utf8'), last };
+}
 
 t.test('chain() links each line to the SHA-256 of the previous line', async (t) => {
-  const { text, last } = chain(['{"a":1}', '{"b":2}', '{}'], GENESIS);
+  const { text, last } = chainText(['{"a":1}', '{"b":2}', '{}'], GENESIS);
   const lines = text.trimEnd().split('\n');
   t.equal(JSON.parse(lines[0]!).prev, GENESIS);
   t.equal(JSON.parse(lines[1]!).prev, hashLine(lines[0]!));
@@ -17,17 +23,24 @@ t.test('chain() links each line to the SHA-256 of the previous line', async (t) 
   t.same(verifyText(''), { ok: true, records: 0 });
 });
 
-t.test('chainToBuffer() writes the same bytes as chain()', async (t) => {
-  const bodies = ['{"a":1}', '{}', '{"ua":"Mozilla/5.0 (ü)"}'];
-  const { text, last } = chain(bodies, GENESIS);
-  const out = chainToBuffer(bodies, GENESIS);
-  t.equal(out.buf.toString('utf8'), text);
-  t.equal(out.last, last);
-  t.equal(chainToBuffer([], GENESIS).buf.length, 0);
+t.test('chain() encodes each line into place: exact bytes, also beyond ASCII', async (t) => {
+  const bodies = ['{"a":1}', '{}', '{"ua":"Mozilla/5.0 (ü) 𝄞"}'];
+  const { buf, last } = chain(bodies, GENESIS);
+  let expected = '';
+  let prev = GENESIS;
+  for (const b of bodies) {
+    const line = withPrev(b, prev);
+    prev = hashLine(line);
+    expected += line + '\n';
+  }
+  t.same(buf, Buffer.from(expected, 'utf8'), 'the lines as UTF-8, nothing more');
+  t.equal(last, prev);
+  t.equal(chain([], GENESIS).buf.length, 0);
+  t.equal(chain([], 'p').last, 'p');
 });
 
 t.test('verifyText() names the first broken line', async (t) => {
-  const { text, last } = chain(['{"a":1}', '{"a":2}', '{"a":3}', '{"a":4}'], GENESIS);
+  const { text, last } = chainText(['{"a":1}', '{"a":2}', '{"a":3}', '{"a":4}'], GENESIS);
   const lines = text.trimEnd().split('\n');
   const head = { hash: last, size: Buffer.byteLength(text) };
   t.equal(verifyText(text, { head }).ok, true);
