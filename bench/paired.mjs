@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench:paired -- OLD_REV [NEW_REV]`: is a change to the request path
 // faster? Builds both git revisions (NEW_REV defaults to the working tree),
-// runs both gateways AT THE SAME TIME on the same core, each driven by its
+// (`.` for the working tree) runs both gateways AT THE SAME TIME on the same core, each driven by its
 // own wrk, and compares CPU time per request round by round.
 //
 // On a shared or virtual machine the figures of `npm run bench` move by
@@ -11,9 +11,14 @@
 // their ratio moves far less; its median over rounds is the figure to trust
 // for small changes.
 //
-// Environment: BENCH_SCENARIO=public|sa (default sa: service-account token,
-// role rule, audit to a file, log at info), BENCH_ROUNDS (8), BENCH_DURATION
-// (3 s), BENCH_CONNECTIONS (50 per side).
+// Environment: BENCH_SCENARIO (default sa) for both sides, or
+// BENCH_SCENARIO_NEW for the new side only — with OLD_REV = NEW_REV that
+// compares two setups of one revision (what does the audit file cost?).
+// Scenarios: public, sa (service-account token, role rule), each with the
+// audit log to a file and the log at info on stdout to a file; suffixes:
+// `-stdout` audit to stdout, `-null` stdout to /dev/null, `-warn` log level
+// warn, `-admin` an admin listener (/metrics) — e.g. sa-stdout-null.
+// BENCH_ROUNDS (8), BENCH_DURATION (3 s), BENCH_CONNECTIONS (50 per side).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -24,12 +29,20 @@ import { cpuMicros, ensureTools, freePort, GW_CPU, LOAD_CPU, pinned, setWorkDir,
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const env = process.env;
 const SCENARIO = env.BENCH_SCENARIO ?? 'sa';
+const SCENARIO_NEW = env.BENCH_SCENARIO_NEW ?? SCENARIO;
+/** `sa-stdout-null` → { auth: 'sa', stdout: true, null: true }. */
+function parseScenario(s) {
+  const [auth, ...opts] = s.split('-');
+  const known = ['stdout', 'null', 'warn', 'admin'];
+  if (!['public', 'sa'].includes(auth) || opts.some((o) => !known.includes(o))) return undefined;
+  return { name: s, auth, ...Object.fromEntries(opts.map((o) => [o, true])) };
+}
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 8);
 const DURATION = Number(env.BENCH_DURATION ?? 3);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
 const [oldRev, newRev] = process.argv.slice(2);
-if (!oldRev || !['public', 'sa'].includes(SCENARIO)) {
-  console.error('usage: npm run bench:paired -- OLD_REV [NEW_REV]   (BENCH_SCENARIO=public|sa)');
+if (!oldRev || !parseScenario(SCENARIO) || !parseScenario(SCENARIO_NEW)) {
+  console.error('usage: npm run bench:paired -- OLD_REV [NEW_REV]   (BENCH_SCENARIO=public|sa[-stdout][-null][-warn][-admin], BENCH_SCENARIO_NEW=…)');
   process.exit(2);
 }
 
@@ -44,6 +57,7 @@ function git(args, cwd = ROOT) {
 
 /** Builds a revision into its own directory (a detached worktree); undefined: the working tree as it is. */
 function build(rev, name) {
+  if (rev === '.') rev = undefined;
   let dir = ROOT;
   if (rev) {
     dir = join(tmp, name);
@@ -58,31 +72,33 @@ function build(rev, name) {
 const upstreamPort = await freePort();
 const upstreamOrigin = `http://127.0.0.1:${upstreamPort}`;
 
-async function startSide(side, name) {
+async function startSide(side, name, scenario) {
+  const sc = parseScenario(scenario);
   const port = await freePort();
+  const admin = sc.admin ? `  admin: 127.0.0.1:${await freePort()}\n` : '';
   const dir = join(tmp, `${name}-run`);
   mkdirSync(dir, { recursive: true });
-  const route = SCENARIO === 'sa' ? '    auth: [service_account]\n    allow:\n      - roles: [viewer]\n' : '    public: true\n';
+  const route = sc.auth === 'sa' ? '    auth: [service_account]\n    allow:\n      - roles: [viewer]\n' : '    public: true\n';
   const file = join(dir, 'gateway.yaml');
   writeFileSync(
     file,
-    `server:\n  listen: 127.0.0.1:${port}\nstore: file:./accounts.json\nroles:\n  viewer: {}\nupstreams:\n  up:\n    url: ${upstreamOrigin}\n    timeout: 10s\nroutes:\n  - name: bench\n    match: { path: /bench/** }\n    upstream: up\n${route}audit:\n  file: ./audit.log\n`,
+    `server:\n  listen: 127.0.0.1:${port}\n${admin}store: file:./accounts.json\nroles:\n  viewer: {}\nupstreams:\n  up:\n    url: ${upstreamOrigin}\n    timeout: 10s\nroutes:\n  - name: bench\n    match: { path: /bench/** }\n    upstream: up\n${route}audit:\n  file: ${sc.stdout ? '"-"' : './audit.log'}\n`,
   );
   const bin = join(side.dir, 'dist', 'cli', 'bin.js');
   const headers = [];
-  if (SCENARIO === 'sa') {
+  if (sc.auth === 'sa') {
     const r = spawnSync(process.execPath, [bin, 'accounts', 'create', 'bench', '--role', 'viewer', '-c', file], { cwd: dir, encoding: 'utf8' });
     const token = r.stdout.trim().split('\n').at(-1);
     if (r.status !== 0 || !token) throw new Error(`${side.label}: accounts create failed: ${r.stderr}`);
     headers.push(`Authorization: Bearer ${token}`);
   }
   const [cmd, args] = pinned(GW_CPU, process.execPath, [bin, 'start', '-c', file]);
-  const child = startChild(name, cmd, args, { cwd: dir, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: 'info' } });
+  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info' } });
   const url = `http://127.0.0.1:${port}/bench/hello`;
   const probe = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
   const status = await waitUp(url, probe, child);
   if (status !== 200) throw new Error(`${side.label} answered ${status}`);
-  return { ...side, target: { url, headers }, pid: child.pid, us: [], rps: [] };
+  return { ...side, label: SCENARIO === SCENARIO_NEW ? side.label : `${side.label} ${scenario}`, target: { url, headers }, pid: child.pid, us: [], rps: [] };
 }
 
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -93,8 +109,8 @@ try {
   const b = build(newRev, 'new');
   const [ucmd, uargs] = pinned(LOAD_CPU, process.execPath, [join(ROOT, 'bench', 'upstream.mjs'), String(upstreamPort)]);
   await waitUp(`${upstreamOrigin}/`, {}, startChild('upstream', ucmd, uargs));
-  const sides = [await startSide(a, 'old'), await startSide(b, 'new')];
-  console.log(`paired: ${a.label} vs ${b.label}, scenario ${SCENARIO}; both gateways on core ${GW_CPU} at once, wrk + upstream on core ${LOAD_CPU}; ${ROUNDS} × ${DURATION} s`);
+  const sides = [await startSide(a, 'old', SCENARIO), await startSide(b, 'new', SCENARIO_NEW)];
+  console.log(`paired: ${a.label} vs ${b.label}, scenario ${SCENARIO === SCENARIO_NEW ? SCENARIO : `${SCENARIO} vs ${SCENARIO_NEW}`}; both gateways on core ${GW_CPU} at once, wrk + upstream on core ${LOAD_CPU}; ${ROUNDS} × ${DURATION} s`);
   await Promise.all(sides.map((s) => wrk(s.target, 2, CONNECTIONS)));
   for (let r = 1; r <= ROUNDS; r++) {
     const before = sides.map((s) => cpuMicros([s.pid]));
