@@ -18,8 +18,20 @@ import { withLock } from './lock.js';
 
 /** Records kept while the log cannot be written; older ones are dropped (and counted). */
 export const MAX_PENDING = 100_000;
-/** Flush early when this much is buffered: a large batch chained and written at once stalls the requests in flight (p99). */
-const FLUSH_BYTES = 256 * 1024;
+/**
+ * Flush early when this much is buffered. Every batch costs some ten file
+ * operations (lock, stat, write, head), so batches are large; they are
+ * chained CHAIN_SLICE records at a time, letting requests run in between,
+ * so that a large batch does not stall the requests in flight (p99).
+ */
+const FLUSH_BYTES = 1024 * 1024;
+/** Records chained in one go before requests get a turn: about 0.2 ms of hashing. */
+const CHAIN_SLICE = 128;
+
+/** Lets pending I/O callbacks (requests) run before the flush goes on. */
+function yieldToRequests(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 /** Rotated files kept by size rotation: FILE.1 … FILE.KEEP. */
 export const KEEP_ROTATED = 5;
 
@@ -204,16 +216,13 @@ export class AuditLog {
 
   async #write(bodies: string[]): Promise<void> {
     const file = this.#opts.file;
-    if (!this.#fh) await this.#openFile();
-    let st = await this.#fh!.stat();
-    // Moved away (logrotate without SIGUSR2) or deleted: follow the name.
-    const byName = await stat(file).catch(() => undefined);
+    // The file by name: moved away (logrotate without SIGUSR2) or deleted, follow the name; the same file, its size is ours.
+    const byName = this.#fh ? await stat(file).catch(() => undefined) : undefined;
+    let size = byName?.size ?? 0;
     if (!byName || byName.ino !== this.#ino) {
       await this.#closeFile();
-      await this.#openFile();
-      st = await this.#fh!.stat();
+      size = await this.#openFile();
     }
-    let size = st.size;
     const max = this.#opts.maxSize;
     if (max !== undefined && size > 0 && size + bodies.reduce((n, b) => n + b.length + 80, 0) > max) {
       await this.#rotate();
@@ -224,10 +233,21 @@ export class AuditLog {
       const line = size === 0 ? undefined : await lastLineAsync(this.#fh!, size);
       this.#prev = line === undefined ? GENESIS : hashLine(line);
     }
-    const { buf, last } = chain(bodies, this.#prev);
-    await this.#fh!.write(buf, 0, buf.length, null);
+    const fh = this.#fh!;
+    const parts: Buffer[] = [];
+    let last = this.#prev;
+    let bytes = 0;
+    for (let i = 0; i < bodies.length; i += CHAIN_SLICE) {
+      if (i > 0) await yieldToRequests();
+      const part = chain(bodies, last, i, Math.min(i + CHAIN_SLICE, bodies.length));
+      parts.push(part.buf);
+      bytes += part.buf.length;
+      last = part.last;
+    }
+    const { bytesWritten } = await fh.writev(parts);
+    if (bytesWritten !== bytes) throw new Error(`short write to ${file}: ${bytesWritten} of ${bytes} bytes`);
     this.#prev = last;
-    this.#size = size + buf.length;
+    this.#size = size + bytes;
     await writeHead(file, { hash: last, size: this.#size });
   }
 
@@ -244,13 +264,16 @@ export class AuditLog {
     this.#opts.log.info({ file, rotated_to: `${file}.1` }, 'audit log rotated (audit.max_size)');
   }
 
-  async #openFile(): Promise<void> {
+  /** Opens the file (creating it), returns its size. */
+  async #openFile(): Promise<number> {
     const file = this.#opts.file;
     await mkdir(dirname(file), { recursive: true });
     const fh = await open(file, 'a+', 0o640);
     this.#fh = fh;
-    this.#ino = (await fh.stat()).ino;
+    const st = await fh.stat();
+    this.#ino = st.ino;
     this.#size = -1;
+    return st.size;
   }
 
   async #tryOpen(): Promise<void> {

@@ -22,19 +22,20 @@ export function withPrev(body: string, prev: string): string {
 }
 
 /**
- * Chains serialized records after `prev`: returns the bytes to append (one
- * line each, newline-terminated) and the hash of its last line. Each line is
- * encoded into place: for a batch of hundreds of records, building one
- * string and encoding it afterwards costs several times more (issue 6).
+ * Chains serialized records after `prev` (`bodies[from]` up to, not
+ * including, `bodies[to]`): returns the bytes to append (one line each,
+ * newline-terminated) and the hash of its last line. Each line is encoded
+ * into place: for a batch of hundreds of records, building one string and
+ * encoding it afterwards costs several times more (issue 6).
  */
-export function chain(bodies: readonly string[], prev: string): { buf: Buffer; last: string } {
+export function chain(bodies: readonly string[], prev: string, from = 0, to = bodies.length): { buf: Buffer; last: string } {
   // An upper bound of the encoded size (3 bytes per UTF-16 unit), with `,"prev":"<64 hex>"}` and the newline.
   let room = 0;
-  for (let i = 0; i < bodies.length; i++) room += (bodies[i] as string).length * 3 + 76;
+  for (let i = from; i < to; i++) room += (bodies[i] as string).length * 3 + 76;
   const buf = Buffer.allocUnsafe(room);
   let off = 0;
   let last = prev;
-  for (let i = 0; i < bodies.length; i++) {
+  for (let i = from; i < to; i++) {
     const line = withPrev(bodies[i] as string, last);
     last = hashLine(line);
     off += buf.write(line, off);

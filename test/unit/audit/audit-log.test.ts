@@ -25,6 +25,25 @@ t.test('AuditLog buffers, flushes on its interval and on close, and keeps one ch
   t.notOk(existsSync(lockPath(file)), 'lock released');
 });
 
+t.test('a large batch is chained in slices while requests go on: every record once, in order, one valid chain', async (t) => {
+  const file = join(t.testdir(), 'audit.log');
+  const a = await AuditLog.open({ file, flushInterval: 60_000, log: captureLogger([]) });
+  const body = (n: number) => JSON.stringify({ n, pad: 'x'.repeat(400) });
+  // Past the flush threshold (about 1 MB): a flush starts on its own and chains a slice at a time.
+  let n = 0;
+  while (n < 3000) a.append(body(n++));
+  // Records arriving while that flush yields between slices wait for the next one.
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setImmediate(r));
+    a.append(body(n++));
+  }
+  await a.close();
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  t.equal(lines.length, n, 'every record written once');
+  t.same(lines.map((l) => (JSON.parse(l) as { n: number }).n), [...Array(n).keys()], 'in the order they came');
+  t.same(verifyText(lines.join('\n') + '\n', { head: readHead(file) }), { ok: true, records: n });
+});
+
 t.test('"-" writes the chained lines to stdout', async (t) => {
   let out = '';
   const stdout = new Writable({ write: (c: Buffer, _e, cb) => ((out += c.toString()), cb()) });
