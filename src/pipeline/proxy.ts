@@ -11,6 +11,7 @@ import { GatewayError } from '../errors.js';
 import { stripPrefix } from '../routing/router.js';
 import type { Upstream, UpstreamCredentials } from '../upstream/upstream.js';
 import type { RequestContext } from './context.js';
+import { answer } from './run.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './transform.js';
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
@@ -67,23 +68,20 @@ export interface ForwardOptions {
   intercept?: ((status: number) => boolean) | undefined;
 }
 
-function upstreamTimedOut(x: Exchange): void {
-  x.timedOut = true;
-  x.controller?.abort(new Error('upstream timeout'));
-}
-
 /**
  * One request to an upstream and its response relayed to the client: the
- * undici dispatch handler, with the whole-response timer and the client's
- * going away. One object per exchange, its methods shared (issue 6: the
- * closures this replaces were a good part of the per-request garbage).
+ * undici dispatch handler, with the whole-response deadline and the
+ * client's going away. One object per exchange, its methods shared (issue
+ * 6: the closures this replaces were a good part of the per-request
+ * garbage). Without `resolve`/`reject` (a plain proxied route) nothing waits
+ * for it: a failure is answered here.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined = undefined;
   timedOut = false;
   #settled = false;
   #intercepted = false;
-  readonly #timer: NodeJS.Timeout;
+  readonly #ticket: number;
   readonly #started = performance.now();
 
   constructor(
@@ -91,11 +89,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly res: ServerResponse,
     readonly upstream: Upstream,
     readonly intercept: ((status: number) => boolean) | undefined,
-    readonly resolve: (r: 'done' | 'intercepted') => void,
-    readonly reject: (err: unknown) => void,
+    readonly resolve: ((r: 'done' | 'intercepted') => void) | undefined,
+    readonly reject: ((err: unknown) => void) | undefined,
   ) {
-    this.#timer = setTimeout(upstreamTimedOut, upstream.timeoutMs, this);
+    this.#ticket = upstream.deadlines.add(this, this.#started);
     ctx.exchange = this;
+  }
+
+  /** The upstream's timeout passed before the response was complete. */
+  expired(): void {
+    this.timedOut = true;
+    this.controller?.abort(new Error('upstream timeout'));
   }
 
   /** The client connection closed (run.ts): abort the upstream request unless the response was complete. */
@@ -140,11 +144,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   finish(err: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
-    clearTimeout(this.#timer);
+    this.upstream.deadlines.remove(this.#ticket);
     const ctx = this.ctx;
     if (ctx.exchange === this) ctx.exchange = undefined;
     ctx.upstreamMs = performance.now() - this.#started;
-    if (err === undefined) return this.resolve(this.#intercepted ? 'intercepted' : 'done');
+    if (err === undefined) return this.resolve?.(this.#intercepted ? 'intercepted' : 'done');
     const upstream = this.upstream;
     if (this.timedOut) err = new GatewayError('GW_UPSTREAM_TIMEOUT', `upstream "${upstream.name}" timed out after ${upstream.timeoutMs} ms`, { reason: 'upstream_timeout' });
     const gerr = err instanceof GatewayError && err.code === 'GW_PAYLOAD_TOO_LARGE' ? err : upstreamFailure(ctx, err, upstream);
@@ -154,16 +158,33 @@ class Exchange implements Dispatcher.DispatchHandler {
       ctx.reason = gerr.reason;
       ctx.error = gerr;
       this.res.destroy();
-      return this.resolve('done');
+      return this.resolve?.('done');
     }
-    this.reject(gerr);
+    if (this.reject) this.reject(gerr);
+    else answer(ctx, gerr);
   }
 }
 
+const NO_OPTIONS: ForwardOptions = {};
+
 /** Forwards the request; resolves when the response has been fully relayed (or intercepted). */
-export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOptions = {}): Promise<'done' | 'intercepted'> {
+export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOptions = NO_OPTIONS): Promise<'done' | 'intercepted'> {
+  return new Promise((resolve, reject) => dispatch(ctx, upstream, opts, resolve, reject));
+}
+
+/**
+ * Sends the request upstream. With `resolve`/`reject`, they are told the
+ * outcome; without, a failure is answered to the client (answer()).
+ */
+function dispatch(
+  ctx: RequestContext,
+  upstream: Upstream,
+  opts: ForwardOptions,
+  resolve: ((r: 'done' | 'intercepted') => void) | undefined,
+  reject: ((err: unknown) => void) | undefined,
+): void {
   const res = ctx.res;
-  if (!res) return Promise.reject(new Error('forward() needs a response'));
+  if (!res) throw new Error('forward() needs a response');
   ctx.upstream = upstream.name;
   let headers = upstreamRequestHeaders(ctx, false);
   if (opts.extraHeaders) headers = withCredentialHeaders(headers, opts.extraHeaders);
@@ -177,21 +198,24 @@ export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOp
     }
     body = ctx.req.headers['content-length'] !== undefined ? ctx.req : Readable.from(limitedBody(ctx, ctx.runtime.limits.maxBody), { objectMode: false });
   }
-  return new Promise((resolve, reject) => {
-    const x = new Exchange(ctx, res, upstream, opts.intercept, resolve, reject);
-    try {
-      upstream.pool.dispatch({ path: upstreamPath(ctx, upstream), method: ctx.method, headers, body, idempotent: false, blocking: false }, x);
-    } catch (err) {
-      x.finish(err);
-    }
-  });
+  const x = new Exchange(ctx, res, upstream, opts.intercept, resolve, reject);
+  try {
+    upstream.pool.dispatch({ path: upstreamPath(ctx, upstream), method: ctx.method, headers, body, idempotent: false, blocking: false }, x);
+  } catch (err) {
+    x.finish(err);
+  }
 }
 
-/** The terminal stage of a proxied route. */
-export function proxyStage(ctx: RequestContext): Promise<unknown> {
+/**
+ * The terminal stage of a proxied route. Without upstream credentials
+ * nothing follows the exchange, so no promise waits for it (issue 6).
+ */
+export function proxyStage(ctx: RequestContext): Promise<unknown> | undefined {
   const upstream = ctx.route?.upstream as Upstream;
   const creds = upstream.credentials;
-  return creds ? forwardWithCredentials(ctx, upstream, creds) : forward(ctx, upstream);
+  if (creds) return forwardWithCredentials(ctx, upstream, creds);
+  dispatch(ctx, upstream, NO_OPTIONS, undefined, undefined);
+  return undefined;
 }
 
 /**

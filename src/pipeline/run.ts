@@ -44,12 +44,18 @@ export function decisionFor(err: GatewayError): Decision {
 /** Records a failure on the context and answers it, unless a response is already under way. */
 export function fail(ctx: RequestContext, err: unknown, log: Logger): void {
   const gerr = err instanceof GatewayError ? err : new GatewayError('GW_INTERNAL', 'unexpected error', { cause: err });
+  if (gerr.code === 'GW_INTERNAL') log.error({ err: gerr.cause ?? gerr, request_id: ctx.id }, 'unexpected error in request pipeline');
+  answer(ctx, gerr);
+}
+
+/** Records a gateway error on the context and answers it as problem+json, unless a response is already under way. */
+export function answer(ctx: RequestContext, gerr: GatewayError): void {
   ctx.decision ??= decisionFor(gerr);
   ctx.reason ??= gerr.reason;
   ctx.error = gerr;
-  if (gerr.code === 'GW_INTERNAL') log.error({ err: gerr.cause ?? gerr, request_id: ctx.id }, 'unexpected error in request pipeline');
   const res = ctx.res;
-  if (!res) return;
+  // The client is gone (its request is recorded as 499 when it ends): nobody to answer.
+  if (!res || res.destroyed) return;
   if (res.headersSent) {
     res.destroy();
     return;
@@ -67,7 +73,9 @@ export function fail(ctx: RequestContext, err: unknown, log: Logger): void {
 /**
  * Runs the route's stages from `from`: synchronously while they return
  * nothing, continuing after a stage's promise settles (no promise at all for
- * a route whose stages are all synchronous).
+ * a route whose stages are all synchronous). The decision is left to the
+ * stages (a refusal, an upstream failure) and to settle() (allow, when none
+ * of them refused).
  */
 function runStages(ctx: RequestContext, log: Logger, from: number): void {
   const stages = ctx.route!.stages;
@@ -84,9 +92,7 @@ function runStages(ctx: RequestContext, log: Logger, from: number): void {
     }
   } catch (err) {
     fail(ctx, err, log);
-    return;
   }
-  ctx.decision ??= 'allow';
 }
 
 /** Where a response's 'close' listener finds its request (one shared listener, no closure per request). */

@@ -4,6 +4,7 @@
  */
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
+import { DeadlineQueue } from './deadlines.js';
 
 /** What an upstream's `credentials:` block compiles to (see src/upstream/credentials.ts). */
 export interface UpstreamCredentials {
@@ -30,6 +31,8 @@ export class Upstream {
   readonly basePath: string;
   readonly timeoutMs: number;
   readonly pool: Pool;
+  /** Whole-response deadlines of the exchanges under way (proxy.ts). */
+  readonly deadlines: DeadlineQueue;
   credentials: UpstreamCredentials | undefined;
 
   constructor(name: string, cfg: UpstreamConfig) {
@@ -38,6 +41,7 @@ export class Upstream {
     this.origin = url.origin;
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.timeoutMs = cfg.timeout;
+    this.deadlines = new DeadlineQueue(cfg.timeout);
     this.pool = new Pool(url.origin, {
       connections: cfg.connections,
       pipelining: 1,
@@ -50,6 +54,7 @@ export class Upstream {
   }
 
   async close(): Promise<void> {
+    this.deadlines.close();
     await this.credentials?.close?.();
     await this.pool.close().catch(() => this.pool.destroy());
   }
