@@ -3,11 +3,11 @@
  * pipeline, and what `observe` turns into an audit record, metrics and a log
  * line when it ends. Created once per request; stages fill it in.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Principal } from '../authn/authenticator.js';
 import type { CompiledRoute, Runtime } from '../config/compile.js';
+import { requestId } from '../util/request-id.js';
 
 export type Decision = 'allow' | 'deny' | 'error';
 
@@ -70,7 +70,7 @@ export class RequestContext {
     this.peerIp = normalizeIp(socket.remoteAddress ?? '');
     this.clientIp = this.peerIp;
     const given = req.headers['x-request-id'];
-    this.id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    this.id = typeof given === 'string' && REQUEST_ID.test(given) ? given : requestId(this.time);
   }
 
   /** Milliseconds since the request arrived. */

@@ -9,5 +9,10 @@ t.test('sha256() is SHA-256 of the UTF-8 bytes, in each encoding', async (t) => 
     const digest = ref.copy().digest();
     t.equal(sha256(text, 'hex'), digest.toString('hex'));
     t.equal(sha256(text, 'base64url'), digest.toString('base64url'));
+    // Bytes, also a view into a larger buffer (the audit chain hashes lines where they lie in a batch).
+    const bytes = Buffer.from(text, 'utf8');
+    const framed = Buffer.concat([Buffer.from('head'), bytes, Buffer.from('tail')]);
+    t.equal(sha256(bytes, 'hex'), digest.toString('hex'));
+    t.equal(sha256(framed.subarray(4, 4 + bytes.length), 'hex'), digest.toString('hex'), 'only the bytes of the view');
   }
 });
