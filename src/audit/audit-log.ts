@@ -1,6 +1,7 @@
 /**
  * The audit log (DESIGN.md §7): one JSON line per request or event, hash
- * chained. Records are serialized when they happen and buffered; a flush
+ * chained. Records are serialized when they happen and staged as their
+ * lines (ChainBatch); a flush
  * (every `audit.flush_interval`, when the buffer grows, on reopen and on
  * close) chains them and appends them in one write, under the lock file the
  * CLI also takes, re-reading the tail hash whenever the file is not the size
@@ -13,7 +14,7 @@
 import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { chain, GENESIS, hashLine, headPath, lastLineAsync, writeHead } from './chain.js';
+import { ChainBatch, GENESIS, hashLine, headPath, lastLineAsync, writeHead } from './chain.js';
 import { withLock } from './lock.js';
 
 /** Records kept while the log cannot be written; older ones are dropped (and counted). */
@@ -31,6 +32,16 @@ const CHAIN_SLICE = 128;
 /** Lets pending I/O callbacks (requests) run before the flush goes on. */
 function yieldToRequests(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Chains a batch after `prev`, CHAIN_SLICE records at a time with requests in between; returns the last hash. */
+async function linkInSlices(batch: ChainBatch, prev: string): Promise<string> {
+  let last = prev;
+  for (let i = 0; i < batch.count; i += CHAIN_SLICE) {
+    if (i > 0) await yieldToRequests();
+    last = batch.link(last, i, Math.min(i + CHAIN_SLICE, batch.count));
+  }
+  return last;
 }
 /** Rotated files kept by size rotation: FILE.1 … FILE.KEEP. */
 export const KEEP_ROTATED = 5;
@@ -51,8 +62,7 @@ export interface AuditLogOptions {
 
 export class AuditLog {
   #opts: AuditLogOptions;
-  #pending: string[] = [];
-  #pendingBytes = 0;
+  #pending = new ChainBatch();
   /** How many records at the head of #pending were already counted as failed. */
   #counted = 0;
   #fh: FileHandle | undefined;
@@ -90,7 +100,7 @@ export class AuditLog {
   }
 
   get pending(): number {
-    return this.#pending.length;
+    return this.#pending.count;
   }
 
   /** Buffers one serialized record (a JSON object without `prev`). Cheap: no I/O. */
@@ -99,14 +109,14 @@ export class AuditLog {
       this.#opts.log.error({ audit: body }, 'audit record after the audit log was closed');
       return;
     }
-    this.#pending.push(body);
-    this.#pendingBytes += body.length;
-    if (this.#pending.length > MAX_PENDING) {
-      this.#pending.shift();
+    const pending = this.#pending;
+    pending.add(body);
+    if (pending.count > MAX_PENDING) {
+      pending.dropOldest();
       if (this.#counted > 0) this.#counted--;
       else this.#opts.onWriteFailure?.(1);
     }
-    if (this.#pendingBytes > FLUSH_BYTES && !this.#flushing) void this.flush();
+    if (pending.bytes > FLUSH_BYTES && !this.#flushing) void this.flush();
   }
 
   /** Buffers a non-request event (`config.reloaded`, `account.created`…). */
@@ -159,16 +169,16 @@ export class AuditLog {
     if (this.#closed) return;
     if (this.#timer) clearInterval(this.#timer);
     await this.flush();
-    if (this.#pending.length) await this.flush();
+    if (this.#pending.count) await this.flush();
     this.#closed = true;
-    if (this.#pending.length) this.#opts.log.error({ records: this.#pending.length, file: this.#opts.file }, 'AUDIT RECORDS LOST: the audit log could not be written before shutdown');
+    if (this.#pending.count) this.#opts.log.error({ records: this.#pending.count, file: this.#opts.file }, 'AUDIT RECORDS LOST: the audit log could not be written before shutdown');
     await this.#closeFile();
   }
 
   #startTimer(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = setInterval(() => {
-      if (this.#pending.length || (this.#failing && this.#opts.file !== '-')) void this.flush();
+      if (this.#pending.count || (this.#failing && this.#opts.file !== '-')) void this.flush();
     }, Math.max(10, this.#opts.flushInterval));
     this.#timer.unref();
   }
@@ -176,45 +186,45 @@ export class AuditLog {
   async #flushOnce(): Promise<void> {
     const o = this.#opts;
     if (o.file === '-') {
-      if (!this.#pending.length) return;
-      const bodies = this.#take();
-      const { buf, last } = chain(bodies, this.#prev);
-      this.#prev = last;
-      (o.stdout ?? process.stdout).write(buf);
+      if (!this.#pending.count) return;
+      const batch = this.#take();
+      this.#prev = await linkInSlices(batch, this.#prev);
+      const out = o.stdout ?? process.stdout;
+      for (const part of batch.parts()) out.write(part);
       return;
     }
-    if (!this.#pending.length) {
+    if (!this.#pending.count) {
       // Nothing to write: while failing, probe so that audit.required stops refusing once the file is back.
       if (this.#failing) await this.#tryOpen();
       return;
     }
-    const bodies = this.#take();
+    const batch = this.#take();
     try {
-      await withLock(o.file, () => this.#write(bodies));
+      await withLock(o.file, () => this.#write(batch));
       this.#counted = 0;
       if (this.#failing) {
         this.#failing = false;
         o.log.warn({ file: o.file }, 'audit log is writable again');
       }
     } catch (err) {
-      this.#pending = bodies.concat(this.#pending);
-      this.#pendingBytes += bodies.reduce((n, b) => n + b.length, 0);
-      const fresh = bodies.length - this.#counted;
+      const failed = batch.count;
+      batch.append(this.#pending);
+      this.#pending = batch;
+      const fresh = failed - this.#counted;
       if (fresh > 0) o.onWriteFailure?.(fresh);
-      this.#counted = bodies.length;
+      this.#counted = failed;
       this.#fail(err);
       await this.#closeFile();
     }
   }
 
-  #take(): string[] {
-    const bodies = this.#pending;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    return bodies;
+  #take(): ChainBatch {
+    const batch = this.#pending;
+    this.#pending = new ChainBatch();
+    return batch;
   }
 
-  async #write(bodies: string[]): Promise<void> {
+  async #write(batch: ChainBatch): Promise<void> {
     const file = this.#opts.file;
     // The file by name: moved away (logrotate without SIGUSR2) or deleted, follow the name; the same file, its size is ours.
     const byName = this.#fh ? await stat(file).catch(() => undefined) : undefined;
@@ -224,7 +234,7 @@ export class AuditLog {
       size = await this.#openFile();
     }
     const max = this.#opts.maxSize;
-    if (max !== undefined && size > 0 && size + bodies.reduce((n, b) => n + b.length + 80, 0) > max) {
+    if (max !== undefined && size > 0 && size + batch.bytes > max) {
       await this.#rotate();
       size = 0;
     }
@@ -233,18 +243,9 @@ export class AuditLog {
       const line = size === 0 ? undefined : await lastLineAsync(this.#fh!, size);
       this.#prev = line === undefined ? GENESIS : hashLine(line);
     }
-    const fh = this.#fh!;
-    const parts: Buffer[] = [];
-    let last = this.#prev;
-    let bytes = 0;
-    for (let i = 0; i < bodies.length; i += CHAIN_SLICE) {
-      if (i > 0) await yieldToRequests();
-      const part = chain(bodies, last, i, Math.min(i + CHAIN_SLICE, bodies.length));
-      parts.push(part.buf);
-      bytes += part.buf.length;
-      last = part.last;
-    }
-    const { bytesWritten } = await fh.writev(parts);
+    const last = await linkInSlices(batch, this.#prev);
+    const bytes = batch.bytes;
+    const { bytesWritten } = await this.#fh!.writev(batch.parts());
     if (bytesWritten !== bytes) throw new Error(`short write to ${file}: ${bytesWritten} of ${bytes} bytes`);
     this.#prev = last;
     this.#size = size + bytes;
@@ -294,7 +295,7 @@ export class AuditLog {
     // Loud, but not once per retry: on the first failure, then every 30 s.
     if (first || Date.now() - this.#lastAlarm > 30_000) {
       this.#lastAlarm = Date.now();
-      this.#opts.log.error({ err, file: this.#opts.file, pending: this.#pending.length }, 'AUDIT LOG CANNOT BE WRITTEN: records are kept in memory and retried');
+      this.#opts.log.error({ err, file: this.#opts.file, pending: this.#pending.count }, 'AUDIT LOG CANNOT BE WRITTEN: records are kept in memory and retried');
     }
   }
 

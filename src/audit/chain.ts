@@ -12,7 +12,8 @@ import { sha256 } from '../util/sha256.js';
 /** `prev` of the first record of a chain. */
 export const GENESIS = '0'.repeat(64);
 
-export function hashLine(line: string): string {
+/** SHA-256 (hex) of a line without its newline: a string (as UTF-8) or its bytes. */
+export function hashLine(line: string | Uint8Array): string {
   return sha256(line, 'hex');
 }
 
@@ -23,36 +24,145 @@ export function withPrev(body: string, prev: string): string {
   return `${body.slice(0, -1)}${body.length > 2 ? ',' : ''}"prev":"${prev}"}`;
 }
 
+/** Hex digits of a `prev` hash. */
+const HASH_HEX = 64;
+/** Bytes a batch allocates at a time (more for a record that needs it). */
+const CHUNK_BYTES = 64 * 1024;
+
 /**
- * Chains serialized records after `prev` (`bodies[from]` up to, not
- * including, `bodies[to]`): returns the bytes to append (one line each,
- * newline-terminated) and the hash of its last line — withPrev() and
- * hashLine() line by line, done in place: each record is encoded once into
- * the batch, `"prev"` written behind it and the line's bytes hashed where
- * they lie (issue 6: a line string per record, encoded by the hash and again
- * into the batch, was ~500 bytes of garbage and two encodings a request).
+ * Records staged as the lines they become, each with a hole for its `prev`:
+ * `{…body…,"prev":"<64 bytes>"}` and a newline. A record is encoded once, when
+ * it arrives, off the JS heap (issue 6: a batch of record strings waited up
+ * to a flush interval, survived two scavenges and was collected as old
+ * objects); link() fills the holes in order and hashes each line where it
+ * lies; parts() are the bytes to append. withPrev() and hashLine() line by
+ * line, without a line string.
  */
-export function chain(bodies: readonly string[], prev: string, from = 0, to = bodies.length): { buf: Buffer; last: string } {
-  // An upper bound of the encoded size (3 bytes per UTF-16 unit), with `,"prev":"<64 hex>"}` and the newline.
-  let room = 0;
-  for (let i = from; i < to; i++) room += (bodies[i] as string).length * 3 + 76;
-  const buf = Buffer.allocUnsafe(room);
-  let off = 0;
-  let last = prev;
-  for (let i = from; i < to; i++) {
-    const body = bodies[i] as string;
-    const start = off;
-    // The body without its closing brace, then `,"prev":"<hash>"}` ("{}" takes no comma).
-    off += buf.write(body, off) - 1;
+export class ChainBatch {
+  #chunks: Buffer[] = [];
+  #used: number[] = [];
+  /** Per record: its chunk, where its line starts, where its prev hole is. */
+  #chunkOf: number[] = [];
+  #start: number[] = [];
+  #hole: number[] = [];
+  /** Records before this index were dropped (dropOldest). */
+  #first = 0;
+  #bytes = 0;
+
+  /** Records staged (and not dropped). */
+  get count(): number {
+    return this.#start.length - this.#first;
+  }
+
+  /** Bytes of their lines, newlines included. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Stages one serialized record: a JSON object, without `prev`. */
+  add(body: string): void {
+    // An upper bound of the encoded size (3 bytes per UTF-16 unit), with `,"prev":"<64 hex>"}` and the newline.
+    const room = body.length * 3 + 77;
+    let c = this.#chunks.length - 1;
+    if (c < 0 || (this.#used[c] as number) + room > (this.#chunks[c] as Buffer).length) {
+      this.#chunks.push(Buffer.allocUnsafe(Math.max(CHUNK_BYTES, room)));
+      this.#used.push(0);
+      c++;
+    }
+    const buf = this.#chunks[c] as Buffer;
+    const start = this.#used[c] as number;
+    // The body without its closing brace, then `,"prev":"`, the hole, `"}` ("{}" takes no comma).
+    let off = start + buf.write(body, start) - 1;
     if (body.length > 2) buf[off++] = 0x2c;
     off += PREV_KEY.copy(buf, off);
-    off += buf.write(last, off, 'latin1');
+    const hole = off;
+    buf.fill(0x30, hole, hole + HASH_HEX);
+    off += HASH_HEX;
     buf[off++] = 0x22;
     buf[off++] = 0x7d;
-    last = sha256(buf.subarray(start, off), 'hex');
     buf[off++] = 0x0a;
+    this.#used[c] = off;
+    this.#bytes += off - start;
+    this.#chunkOf.push(c);
+    this.#start.push(start);
+    this.#hole.push(hole);
   }
-  return { buf: buf.subarray(0, off), last };
+
+  /** Forgets the oldest record (the batch is over its limit while the log cannot be written). */
+  dropOldest(): void {
+    if (this.count === 0) return;
+    const i = this.#first++;
+    this.#bytes -= (this.#hole[i] as number) + HASH_HEX + 3 - (this.#start[i] as number);
+  }
+
+  /**
+   * Chains records `from` up to, not including, `to` (0 is the oldest kept)
+   * after `prev`; returns the hash of the last of them. Call in order: each
+   * call continues from the hash the previous one returned.
+   */
+  link(prev: string, from = 0, to = this.count): string {
+    let last = prev;
+    for (let i = this.#first + from; i < this.#first + to; i++) {
+      const buf = this.#chunks[this.#chunkOf[i] as number] as Buffer;
+      const hole = this.#hole[i] as number;
+      buf.write(last, hole, 'latin1');
+      last = hashLine(buf.subarray(this.#start[i] as number, hole + HASH_HEX + 2));
+    }
+    return last;
+  }
+
+  /** The staged lines in order, as views of the batch's buffers. */
+  parts(): Buffer[] {
+    if (this.count === 0) return [];
+    const first = this.#chunkOf[this.#first] as number;
+    const out: Buffer[] = [];
+    for (let c = first; c < this.#chunks.length; c++) {
+      out.push((this.#chunks[c] as Buffer).subarray(c === first ? (this.#start[this.#first] as number) : 0, this.#used[c] as number));
+    }
+    return out;
+  }
+
+  /** Moves `newer`'s records behind this batch's (a failed batch takes back what arrived meanwhile). */
+  append(newer: ChainBatch): void {
+    for (let i = newer.#first; i < newer.#start.length; i++) {
+      this.#chunkOf.push((newer.#chunkOf[i] as number) + this.#chunks.length);
+      this.#start.push(newer.#start[i] as number);
+      this.#hole.push(newer.#hole[i] as number);
+    }
+    this.#chunks.push(...newer.#chunks);
+    this.#used.push(...newer.#used);
+    this.#bytes += newer.#bytes;
+    // Records dropped from the front stay dropped; their chunks are released once they hold nothing kept.
+    const first = this.count === 0 ? this.#chunks.length : (this.#chunkOf[this.#first] as number);
+    if (first > 0) {
+      this.#chunks.splice(0, first);
+      this.#used.splice(0, first);
+      for (let i = this.#first; i < this.#chunkOf.length; i++) this.#chunkOf[i] = (this.#chunkOf[i] as number) - first;
+    }
+    this.#chunkOf.splice(0, this.#first);
+    this.#start.splice(0, this.#first);
+    this.#hole.splice(0, this.#first);
+    this.#first = 0;
+    newer.#chunks = [];
+    newer.#used = [];
+    newer.#chunkOf = [];
+    newer.#start = [];
+    newer.#hole = [];
+    newer.#first = 0;
+    newer.#bytes = 0;
+  }
+}
+
+/**
+ * Chains serialized records after `prev`: returns the bytes to append (one
+ * line each, newline-terminated) and the hash of its last line.
+ */
+export function chain(bodies: readonly string[], prev: string): { buf: Buffer; last: string } {
+  const batch = new ChainBatch();
+  for (const body of bodies) batch.add(body);
+  const last = batch.link(prev);
+  const parts = batch.parts();
+  return { buf: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), last };
 }
 
 export interface Head {

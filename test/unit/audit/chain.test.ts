@@ -2,7 +2,7 @@ import { openSync, closeSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { chain, GENESIS, hashLine, lastLineAsync, lastLineSync, tailHashSync, verifyText, withPrev } from '../../../src/audit/chain.js';
+import { chain, ChainBatch, GENESIS, hashLine, lastLineAsync, lastLineSync, tailHashSync, verifyText, withPrev } from '../../../src/audit/chain.js';
 
 /** chain()'s bytes as text. */
 function chainText(bodies: string[], prev: string): { text: string; last: string } {
@@ -80,4 +80,61 @@ t.test('the last line is found across read chunks, with or without a final newli
   }
   t.same(tailHashSync(join(dir, 'a')), { prev: hashLine('two'), size: 8 });
   t.same(tailHashSync(join(dir, 'missing')), { prev: GENESIS, size: 0 });
+});
+
+/** The reference: withPrev() and hashLine() line by line, as strings. */
+function reference(bodies: string[], prev: string): { text: string; last: string } {
+  let text = '';
+  for (const b of bodies) {
+    const line = withPrev(b, prev);
+    prev = hashLine(line);
+    text += line + '\n';
+  }
+  return { text, last: prev };
+}
+
+const joined = (parts: Buffer[]) => Buffer.concat(parts).toString('utf8');
+
+t.test('ChainBatch: staged lines linked in pieces are the reference lines, across chunks and beyond ASCII', async (t) => {
+  const bodies = Array.from({ length: 300 }, (_, i) => JSON.stringify({ n: i, ua: i % 7 ? 'curl/8' : 'Mozilla/5.0 (ü) 𝄞' }));
+  bodies.push(JSON.stringify({ big: 'x'.repeat(100_000) }), '{}', '{"after":"big"}');
+  const batch = new ChainBatch();
+  for (const b of bodies) batch.add(b);
+  t.equal(batch.count, bodies.length);
+  let last = batch.link('p'.repeat(64), 0, 128);
+  last = batch.link(last, 128, 256);
+  last = batch.link(last, 256);
+  const ref = reference(bodies, 'p'.repeat(64));
+  t.equal(joined(batch.parts()), ref.text);
+  t.equal(last, ref.last);
+  t.equal(batch.bytes, Buffer.byteLength(ref.text), 'bytes counts every line and newline');
+  t.ok(batch.parts().length > 1, 'spread over several chunks');
+  // Linked again after another prev (a retry after another writer appended): the holes are rewritten.
+  t.equal(joined((batch.link(GENESIS), batch.parts())), reference(bodies, GENESIS).text);
+});
+
+t.test('ChainBatch: dropped records are gone; a failed batch takes back the newer records behind its own', async (t) => {
+  const old = Array.from({ length: 200 }, (_, i) => JSON.stringify({ old: i, pad: 'y'.repeat(500) }));
+  const batch = new ChainBatch();
+  for (const b of old) batch.add(b);
+  for (let i = 0; i < 150; i++) batch.dropOldest();
+  const newer = new ChainBatch();
+  newer.add('{"new":1}');
+  newer.add('{"new":2}');
+  batch.append(newer);
+  t.equal(newer.count, 0, 'the newer batch is emptied');
+  t.equal(newer.bytes, 0);
+  const kept = [...old.slice(150), '{"new":1}', '{"new":2}'];
+  t.equal(batch.count, kept.length);
+  const last = batch.link(GENESIS);
+  const ref = reference(kept, GENESIS);
+  t.equal(joined(batch.parts()), ref.text);
+  t.equal(last, ref.last);
+  t.equal(batch.bytes, Buffer.byteLength(ref.text));
+  // Dropping everything leaves nothing to write.
+  while (batch.count) batch.dropOldest();
+  t.same(batch.parts(), []);
+  t.equal(batch.bytes, 0);
+  batch.add('{"again":true}');
+  t.equal(joined((batch.link(GENESIS), batch.parts())), reference(['{"again":true}'], GENESIS).text);
 });
