@@ -85,7 +85,7 @@ export function metricsObserver(m: Metrics): Observer {
     const decision = ctx.decision === 'allow' ? 0 : ctx.decision === 'deny' ? 1 : 2; // undefined counts as error
     const key = requestsKey(ctx.status, method, decision);
     (r.requests.get(key) ?? requests(r, ctx, method, decision, key)).pending++;
-    r.duration.observe(ctx.elapsedMs() / 1000);
+    r.duration.observe(ctx.durationMs / 1000);
     const up = ctx.upstream;
     if (up !== undefined) {
       const u = upstream(up);

@@ -15,7 +15,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 export class RequestContext {
   readonly id: string;
-  readonly start = process.hrtime.bigint();
+  /** When the request arrived: performance.now() milliseconds. */
+  readonly start = performance.now();
   /** When the request arrived: epoch milliseconds. */
   readonly time = Date.now();
   readonly req: IncomingMessage;
@@ -73,9 +74,12 @@ export class RequestContext {
     this.id = typeof given === 'string' && REQUEST_ID.test(given) ? given : requestId(this.time);
   }
 
+  /** How long the request took, in milliseconds: set once when it ends (settle()), for the record and the metrics alike. */
+  durationMs = 0;
+
   /** Milliseconds since the request arrived. */
   elapsedMs(): number {
-    return Number(process.hrtime.bigint() - this.start) / 1e6;
+    return performance.now() - this.start;
   }
 }
 

@@ -14,6 +14,7 @@ export type Observer = (ctx: RequestContext) => void;
 export const CLIENT_CLOSED = 499;
 
 export function settle(ctx: RequestContext): void {
+  ctx.durationMs = ctx.elapsedMs();
   const res = ctx.res;
   if (res && ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
   if (res && !res.writableFinished && ctx.reason === undefined) ctx.reason = 'client_aborted';
@@ -64,7 +65,7 @@ export function requestLogger(log: Logger, lines: LineBatch = new LineBatch(log)
           reason: ctx.reason,
           principal: ctx.principal ? `${ctx.principal.kind}:${ctx.principal.subject}` : undefined,
           upstream: ctx.upstream,
-          duration_ms: Math.round(ctx.elapsedMs() * 1000) / 1000,
+          duration_ms: Math.round(ctx.durationMs * 1000) / 1000,
           client_ip: ctx.clientIp,
           err: ctx.error,
         },

@@ -27,7 +27,7 @@ function fakeCtx(f: Fake = {}): RequestContext {
     upstream: f.upstream,
     upstreamMs: f.upstreamMs,
     upstreamError: f.upstreamError,
-    elapsedMs: () => f.ms ?? 3.1,
+    durationMs: f.ms ?? 3.1,
   } as unknown as RequestContext;
 }
 
@@ -55,7 +55,7 @@ async function referenceObserver(m: Metrics): Promise<{ registry: Registry; obse
     observe: (ctx) => {
       const route = ctx.route?.name ?? NO_ROUTE;
       requests.inc({ route, method: methodLabel(ctx.method), code: String(ctx.status), decision: ctx.decision ?? 'error' });
-      duration.observe({ route }, ctx.elapsedMs() / 1000);
+      duration.observe({ route }, ctx.durationMs / 1000);
       if (ctx.upstream !== undefined) {
         if (ctx.upstreamMs !== undefined) upstreamDuration.observe({ upstream: ctx.upstream }, ctx.upstreamMs / 1000);
         if (ctx.upstreamError !== undefined) upstreamErrors.inc({ upstream: ctx.upstream, kind: ctx.upstreamError });

@@ -22,7 +22,7 @@ function fakeCtx(extra: Partial<RequestContext> = {}): RequestContext {
     clientIp: '127.0.0.1',
     error: undefined,
     record: undefined,
-    elapsedMs: () => 1.2345,
+    durationMs: 1.2345,
     ...extra,
   } as unknown as RequestContext;
 }
