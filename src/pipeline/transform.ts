@@ -113,17 +113,21 @@ function identityHeaders(p: Principal, roles: Set<string> | undefined): readonly
   return headers;
 }
 
-/** The upstream's response headers minus hop-by-hop ones, plus X-Request-Id. */
-export function clientResponseHeaders(ctx: RequestContext, headers: IncomingHttpHeaders): Record<string, string | string[]> {
+/**
+ * The upstream's response headers minus hop-by-hop ones, plus X-Request-Id
+ * (the gateway's, in place of any the upstream sent), as the flat
+ * [name, value, …] list writeHead() takes without building an object.
+ */
+export function clientResponseHeaders(ctx: RequestContext, headers: IncomingHttpHeaders): (string | string[])[] {
   const listed = connectionTokens(headers.connection);
-  const out: Record<string, string | string[]> = {};
+  const out: (string | string[])[] = [];
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined) continue;
     const c = canonicalName(name);
-    if (HOP_BY_HOP.has(c) || listed?.has(c)) continue;
-    out[name] = v;
+    if (HOP_BY_HOP.has(c) || c === 'x-request-id' || listed?.has(c)) continue;
+    out.push(name, v);
   }
-  out['x-request-id'] = ctx.id;
+  out.push('x-request-id', ctx.id);
   return out;
 }

@@ -173,6 +173,26 @@ t.test('X-Request-Id: added, a well-formed one kept, a malformed one replaced, a
   t.equal(notFound.headers.get('x-request-id'), 'abc', 'refusals carry it too');
 });
 
+t.test("repeated upstream headers reach the client as they were; the upstream's X-Request-Id gives way to the gateway's", async (t) => {
+  const up = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, [
+      ['Set-Cookie', 'a=1; Path=/'],
+      ['Set-Cookie', 'b=2; HttpOnly'],
+      ['X-Request-Id', 'from-upstream'],
+      ['Vary', 'Accept'],
+      ['Vary', 'Origin'],
+    ].flat());
+    res.end('ok');
+  });
+  const { gw } = await startGateway(t, config(up.url));
+  const reply = await rawRequest(gw.addresses.http!.port, requestText(['GET /open/x HTTP/1.1', 'Host: api.test', 'X-Request-Id: client-id-1', 'Connection: close']));
+  const lines = reply.split('\r\n\r\n')[0]!.split('\r\n').slice(1);
+  const values = (name: string) => lines.filter((l) => l.toLowerCase().startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trim());
+  t.same(values('set-cookie'), ['a=1; Path=/', 'b=2; HttpOnly'], 'each Set-Cookie on its own line, in order');
+  t.same(values('x-request-id'), ['client-id-1'], "one X-Request-Id: the request's");
+  t.same(values('vary'), ['Accept', 'Origin'], 'other repeated headers too');
+});
+
 t.test('traceparent passes through; method and URL overrides are removed', async (t) => {
   const up = await startUpstream(t);
   const { url } = await startGateway(t, config(up.url));
