@@ -18,6 +18,7 @@
 // audit log to a file and the log at info on stdout to a file; suffixes:
 // `-stdout` audit to stdout, `-null` stdout to /dev/null, `-warn` log level
 // warn, `-admin` an admin listener (/metrics) — e.g. sa-stdout-null.
+// BENCH_NODE_OPTIONS_OLD / BENCH_NODE_OPTIONS_NEW: Node flags for one side.
 // BENCH_ROUNDS (8), BENCH_DURATION (3 s), BENCH_CONNECTIONS (50 per side).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -72,6 +73,12 @@ function build(rev, name) {
 const upstreamPort = await freePort();
 const upstreamOrigin = `http://127.0.0.1:${upstreamPort}`;
 
+/** BENCH_NODE_OPTIONS_OLD / _NEW: Node flags for one side (e.g. --max-semi-space-size=32). */
+function nodeOptions(name) {
+  const v = env[`BENCH_NODE_OPTIONS_${name.toUpperCase()}`];
+  return v ? { NODE_OPTIONS: v } : {};
+}
+
 async function startSide(side, name, scenario) {
   const sc = parseScenario(scenario);
   const port = await freePort();
@@ -93,7 +100,7 @@ async function startSide(side, name, scenario) {
     headers.push(`Authorization: Bearer ${token}`);
   }
   const [cmd, args] = pinned(GW_CPU, process.execPath, [bin, 'start', '-c', file]);
-  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info' } });
+  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info', ...nodeOptions(name) } });
   const url = `http://127.0.0.1:${port}/bench/hello`;
   const probe = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
   const status = await waitUp(url, probe, child);
