@@ -35,7 +35,8 @@ export class FileStore implements TokenStore {
   #snapshot: StoreSnapshot;
   #lastText: string | undefined;
   #lastError: string | undefined;
-  #pending = new Map<string, Date>();
+  /** Last use per key id, epoch milliseconds. */
+  #pending = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #watching = false;
   #dirWatcher: FSWatcher | undefined;
@@ -224,8 +225,8 @@ export class FileStore implements TokenStore {
     return `by pid ${owner.pid ?? '?'} on ${owner.host ?? '?'} for ${Math.round(age)} ms`;
   }
 
-  recordUse(keyId: string, at: Date): void {
-    this.#pending.set(keyId, at);
+  recordUse(keyId: string, atMs: number): void {
+    this.#pending.set(keyId, atMs);
   }
 
   /** Writes the batched last-used times (one write for all of them). */
@@ -238,7 +239,7 @@ export class FileStore implements TokenStore {
         for (const a of data.accounts) {
           for (const t of a.tokens) {
             const at = batch.get(t.key_id);
-            if (at && (t.last_used === undefined || Date.parse(t.last_used) < at.getTime())) t.last_used = at.toISOString();
+            if (at !== undefined && (t.last_used === undefined || Date.parse(t.last_used) < at)) t.last_used = new Date(at).toISOString();
           }
         }
       });

@@ -13,54 +13,66 @@ import { tokenStatus, tokenTimes, type TokenTimes } from './accounts.js';
 import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator, type Principal } from './authenticator.js';
 import type { AuthenticatorFactory } from './index.js';
 import { openTokenStore, StoreError, type StoreSnapshot, type StoredToken, type TokenStore } from './token-store.js';
+import type { Account } from './store-data.js';
 import { parseToken, secretMatches } from './tokens.js';
+
+/** What a stored token record needs on every request, worked out once: a snapshot's records never change; a reload brings new ones. */
+interface Known {
+  readonly times: TokenTimes;
+  /** The stored SHA-256 of the secret, as the bytes of its hex. */
+  readonly hash: Buffer;
+  readonly principal: Principal;
+}
 
 export class ServiceAccountAuthenticator implements Authenticator {
   readonly name = 'service_account';
   readonly store: TokenStore;
   readonly #prefix: string;
-  /** Principals per stored token record: a new snapshot brings new records, so this never goes stale. */
-  readonly #principals = new WeakMap<StoredToken, Principal>();
-  /** Parsed dates per stored token record (a snapshot's records never change; a reload brings new ones). */
-  readonly #times = new WeakMap<StoredToken, TokenTimes>();
+  /** `<prefix>_`: what a token of ours starts with. */
+  readonly #claim: string;
+  /** Per stored token record; a new snapshot brings new records, so this never goes stale. */
+  readonly #known = new WeakMap<StoredToken, Known>();
 
   constructor(store: TokenStore, prefix: string) {
     this.store = store;
     this.#prefix = prefix;
+    this.#claim = `${prefix}_`;
   }
 
   authenticate(token: string, ctx?: RequestContext): AuthOutcome {
-    if (!token.startsWith(this.#prefix + '_')) return NOT_RESPONSIBLE;
+    if (!token.startsWith(this.#claim)) return NOT_RESPONSIBLE;
     const parsed = parseToken(this.#prefix, token);
     if (!parsed.ok) throw unauthenticated('token_malformed', parsed.problem);
     if (ctx) ctx.keyId = parsed.keyId;
     const entry = this.store.current().byKeyId(parsed.keyId);
     if (!entry) throw unauthenticated('token_unknown', `no service-account token has key id ${parsed.keyId}`);
-    if (!secretMatches(parsed.secret, entry.token.hash)) throw unauthenticated('token_unknown', `wrong secret for key id ${parsed.keyId}`);
-    const now = Date.now();
-    let times = this.#times.get(entry.token);
-    if (times === undefined) {
-      times = tokenTimes(entry.token);
-      this.#times.set(entry.token, times);
+    let known = this.#known.get(entry.token);
+    if (known === undefined) {
+      known = this.#learn(entry.token, entry.account, parsed.keyId);
+      this.#known.set(entry.token, known);
     }
-    const status = tokenStatus(entry.token, now, times);
+    if (!secretMatches(parsed.secret, known.hash)) throw unauthenticated('token_unknown', `wrong secret for key id ${parsed.keyId}`);
+    const now = Date.now();
+    const status = tokenStatus(entry.token, now, known.times);
     if (status === 'revoked') throw unauthenticated('token_revoked', `token ${parsed.keyId} of service account "${entry.account.name}" was revoked at ${entry.token.revoked}`);
     if (status === 'expired') throw unauthenticated('token_expired', `token ${parsed.keyId} of service account "${entry.account.name}" expired at ${entry.token.expires}`);
-    this.store.recordUse(parsed.keyId, new Date(now));
-    let p = this.#principals.get(entry.token);
-    if (!p) {
-      const a = entry.account;
-      p = Object.freeze({
+    this.store.recordUse(parsed.keyId, now);
+    return known.principal;
+  }
+
+  #learn(token: StoredToken, a: Account, keyId: string): Known {
+    return {
+      times: tokenTimes(token),
+      hash: Buffer.from(token.hash, 'latin1'),
+      principal: Object.freeze({
         kind: 'service_account' as const,
         subject: a.name,
         roles: Object.freeze([a.role]),
         teams: new Map(Object.entries(a.teams).map(([team, role]) => [team, role ?? undefined])),
         scopes: Object.freeze([...a.scopes]),
-        keyId: parsed.keyId,
-      });
-      this.#principals.set(entry.token, p);
-    }
-    return p;
+        keyId,
+      }),
+    };
   }
 }
 

@@ -25,7 +25,7 @@ export interface TokenStore {
    */
   update<T>(change: (data: StoreData) => T): Promise<T>;
   /** Notes a token's use; written later, in batches (never a write per request). */
-  recordUse(keyId: string, at: Date): void;
+  recordUse(keyId: string, atMs: number): void;
   /** Starts watching for changes and flushing last-used times (gateway only). */
   start(): void;
   /** Stops watching, flushes pending last-used times. */

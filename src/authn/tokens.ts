@@ -100,6 +100,27 @@ export function issueToken(prefix: string, keyId: string = newKeyId()): IssuedTo
 
 export type ParsedToken = { ok: true; keyId: string; secret: string } | { ok: false; problem: string };
 
+/** The value of a base62 digit, or -1. */
+function digit62(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  if (c >= 65 && c <= 90) return c - 55; // A-Z
+  if (c >= 97 && c <= 122) return c - 61; // a-z
+  return -1;
+}
+
+/** True when text[from, to) is all base62 digits. */
+function isBase62(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (digit62(text.charCodeAt(i)) === -1) return false;
+  return true;
+}
+
+/** The number a run of base62 digits stands for (digits already checked). */
+function base62Value(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n = n * 62 + digit62(text.charCodeAt(i));
+  return n;
+}
+
 /**
  * Splits a token that starts with `<prefix>_`; checks shape and checksum only
  * (no store access). The problem text never contains the token.
@@ -108,21 +129,22 @@ export function parseToken(prefix: string, token: string): ParsedToken {
   const head = prefix.length + 1;
   const expected = head + KEY_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH;
   if (token.length !== expected) return { ok: false, problem: `token has ${token.length} characters, expected ${expected}` };
-  if (!token.startsWith(prefix + '_') || token[head + KEY_ID_LENGTH] !== '_') return { ok: false, problem: 'token does not have the <prefix>_<key id>_<secret> shape' };
-  const keyId = token.slice(head, head + KEY_ID_LENGTH);
-  const rest = token.slice(head + KEY_ID_LENGTH + 1);
-  if (!/^[0-9A-Za-z]+$/.test(keyId) || !/^[0-9A-Za-z]+$/.test(rest)) return { ok: false, problem: 'token has characters outside base62' };
-  const secret = rest.slice(0, SECRET_LENGTH);
-  const sum = rest.slice(SECRET_LENGTH);
-  if (checksum(token.slice(0, token.length - CHECKSUM_LENGTH)) !== sum) return { ok: false, problem: 'token checksum does not match (mistyped or truncated)' };
-  return { ok: true, keyId, secret };
+  const secretAt = head + KEY_ID_LENGTH + 1;
+  const sumAt = secretAt + SECRET_LENGTH;
+  if (!token.startsWith(prefix) || token.charCodeAt(head - 1) !== 0x5f || token.charCodeAt(secretAt - 1) !== 0x5f) {
+    return { ok: false, problem: 'token does not have the <prefix>_<key id>_<secret> shape' };
+  }
+  if (!isBase62(token, head, secretAt - 1) || !isBase62(token, secretAt, expected)) return { ok: false, problem: 'token has characters outside base62' };
+  // The checksum's digits as a number (62^6 > 2^32), compared with the CRC: no string built.
+  if (crc32(token.slice(0, sumAt)) !== base62Value(token, sumAt, expected)) return { ok: false, problem: 'token checksum does not match (mistyped or truncated)' };
+  return { ok: true, keyId: token.slice(head, secretAt - 1), secret: token.slice(secretAt, sumAt) };
 }
 
 
-/** Constant-time comparison of a presented secret against a stored hex hash. */
-export function secretMatches(secret: string, storedHash: string): boolean {
+/** Constant-time comparison of a presented secret against a stored hex hash (its bytes, or the hex text). */
+export function secretMatches(secret: string, storedHash: Buffer | string): boolean {
   // Hex digests compared as bytes: crypto.hash() returns hex in well under half the time of a Buffer.
   const a = Buffer.from(sha256(secret, 'hex'), 'latin1');
-  const b = Buffer.from(storedHash, 'latin1');
+  const b = typeof storedHash === 'string' ? Buffer.from(storedHash, 'latin1') : storedHash;
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -28,6 +28,22 @@ t.test('parseToken() rejects mistyped and forged-shape tokens without a store', 
   t.notOk(parseToken('abc', token).ok, 'other prefix');
   const bad = parseToken('gth', flip(30));
   t.ok(!bad.ok && !bad.problem.includes(token.slice(17, 40)), 'the problem text never repeats the token');
+  const problem = (tk: string) => {
+    const r = parseToken('gth', tk);
+    return r.ok ? 'ok' : r.problem;
+  };
+  const at = (i: number, c: string) => token.slice(0, i) + c + token.slice(i + 1);
+  t.match(problem(at(16, '-')), /shape/, 'the separator after the key id');
+  t.match(problem(at(3, 'x')), /shape/, 'the separator after the prefix');
+  t.match(problem(at(8, '-')), /outside base62/, 'in the key id');
+  t.match(problem(at(30, '+')), /outside base62/, 'in the secret');
+  t.match(problem(at(token.length - 2, '/')), /outside base62/, 'in the checksum');
+  t.match(problem(token.slice(0, -6) + 'zzzzzz'), /checksum/, 'a checksum beyond 32 bits');
+  const sum = token.slice(-6);
+  const swapped = sum.replace(/[a-zA-Z]/, (c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()));
+  if (swapped !== sum) t.match(problem(token.slice(0, -6) + swapped), /checksum/, 'the checksum is case-sensitive');
+  const good = parseToken('gth', token);
+  t.same(good, { ok: true, keyId: token.slice(4, 16), secret: token.slice(17, 60) });
 });
 
 t.test('crc32() is the IEEE CRC-32', async (t) => {
