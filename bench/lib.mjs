@@ -227,3 +227,38 @@ export function cpuMicros(pids) {
   }
   return ticks * TICK_US;
 }
+
+// ---------------------------------------------------------------- JWT issuer
+
+const ISSUER = 'https://idp.bench.invalid/realms/bench';
+let jwks;
+
+/**
+ * A local JWKS endpoint (in this process: a gateway fetches it at start
+ * only) and an ES256 token for wrk; `issuers` is the gateway.yaml block
+ * naming it `local`, audience `bench`.
+ */
+export async function startJwks() {
+  if (jwks) return jwks;
+  const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' };
+  const body = JSON.stringify({ keys: [jwk] });
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.unref();
+  const token = await new SignJWT({ scope: 'bench.read profile' })
+    .setProtectedHeader({ alg: 'ES256', kid: 'bench-1', typ: 'JWT' })
+    .setIssuer(ISSUER)
+    .setAudience('bench')
+    .setSubject('bench-client')
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey);
+  const uri = `http://127.0.0.1:${server.address().port}/jwks.json`;
+  jwks = { uri, token, issuers: `issuers:\n  local:\n    issuer: ${ISSUER}\n    jwks_uri: ${uri}\n    audience: bench\n    algorithms: [ES256]\n` };
+  return jwks;
+}

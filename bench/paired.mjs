@@ -14,7 +14,8 @@
 // Environment: BENCH_SCENARIO (default sa) for both sides, or
 // BENCH_SCENARIO_NEW for the new side only — with OLD_REV = NEW_REV that
 // compares two setups of one revision (what does the audit file cost?).
-// Scenarios: public, sa (service-account token, role rule), each with the
+// Scenarios: public, sa (service-account token, role rule), jwt (ES256 JWT
+// from a local JWKS, scope rule), each with the
 // audit log to a file and the log at info on stdout to a file; suffixes:
 // `-stdout` audit to stdout, `-null` stdout to /dev/null, `-warn` log level
 // warn, `-admin` an admin listener (/metrics) — e.g. sa-stdout-null.
@@ -25,7 +26,7 @@ import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from '
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuMicros, ensureTools, freePort, GW_CPU, LOAD_CPU, pinned, setWorkDir, startChild, stopAll, waitUp, wrk } from './lib.mjs';
+import { cpuMicros, ensureTools, freePort, GW_CPU, LOAD_CPU, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const env = process.env;
@@ -35,7 +36,7 @@ const SCENARIO_NEW = env.BENCH_SCENARIO_NEW ?? SCENARIO;
 function parseScenario(s) {
   const [auth, ...opts] = s.split('-');
   const known = ['stdout', 'null', 'warn', 'admin'];
-  if (!['public', 'sa'].includes(auth) || opts.some((o) => !known.includes(o))) return undefined;
+  if (!['public', 'sa', 'jwt'].includes(auth) || opts.some((o) => !known.includes(o))) return undefined;
   return { name: s, auth, ...Object.fromEntries(opts.map((o) => [o, true])) };
 }
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 8);
@@ -43,7 +44,7 @@ const DURATION = Number(env.BENCH_DURATION ?? 3);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
 const [oldRev, newRev] = process.argv.slice(2);
 if (!oldRev || !parseScenario(SCENARIO) || !parseScenario(SCENARIO_NEW)) {
-  console.error('usage: npm run bench:paired -- OLD_REV [NEW_REV]   (BENCH_SCENARIO=public|sa[-stdout][-null][-warn][-admin], BENCH_SCENARIO_NEW=…)');
+  console.error('usage: npm run bench:paired -- OLD_REV [NEW_REV]   (BENCH_SCENARIO=public|sa|jwt[-stdout][-null][-warn][-admin], BENCH_SCENARIO_NEW=…)');
   process.exit(2);
 }
 
@@ -85,11 +86,13 @@ async function startSide(side, name, scenario) {
   const admin = sc.admin ? `  admin: 127.0.0.1:${await freePort()}\n` : '';
   const dir = join(tmp, `${name}-run`);
   mkdirSync(dir, { recursive: true });
-  const route = sc.auth === 'sa' ? '    auth: [service_account]\n    allow:\n      - roles: [viewer]\n' : '    public: true\n';
+  const jwt = sc.auth === 'jwt' ? await startJwks() : undefined;
+  const route =
+    sc.auth === 'sa' ? '    auth: [service_account]\n    allow:\n      - roles: [viewer]\n' : jwt ? '    auth: [local]\n    allow:\n      - scopes: [bench.read]\n' : '    public: true\n';
   const file = join(dir, 'gateway.yaml');
   writeFileSync(
     file,
-    `server:\n  listen: 127.0.0.1:${port}\n${admin}store: file:./accounts.json\nroles:\n  viewer: {}\nupstreams:\n  up:\n    url: ${upstreamOrigin}\n    timeout: 10s\nroutes:\n  - name: bench\n    match: { path: /bench/** }\n    upstream: up\n${route}audit:\n  file: ${sc.stdout ? '"-"' : './audit.log'}\n`,
+    `server:\n  listen: 127.0.0.1:${port}\n${admin}store: file:./accounts.json\nroles:\n  viewer: {}\n${jwt?.issuers ?? ''}upstreams:\n  up:\n    url: ${upstreamOrigin}\n    timeout: 10s\nroutes:\n  - name: bench\n    match: { path: /bench/** }\n    upstream: up\n${route}audit:\n  file: ${sc.stdout ? '"-"' : './audit.log'}\n`,
   );
   const bin = join(side.dir, 'dist', 'cli', 'bin.js');
   const headers = [];
@@ -99,11 +102,14 @@ async function startSide(side, name, scenario) {
     if (r.status !== 0 || !token) throw new Error(`${side.label}: accounts create failed: ${r.stderr}`);
     headers.push(`Authorization: Bearer ${token}`);
   }
+  if (jwt) headers.push(`Authorization: Bearer ${jwt.token}`);
   const [cmd, args] = pinned(GW_CPU, process.execPath, [bin, 'start', '-c', file]);
   const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info', ...nodeOptions(name) } });
   const url = `http://127.0.0.1:${port}/bench/hello`;
   const probe = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
-  const status = await waitUp(url, probe, child);
+  let status = await waitUp(url, probe, child);
+  // An issuer whose JWKS is not fetched yet answers 503 for a moment.
+  for (let i = 0; status === 503 && i < 50; i++) status = await sleep(100).then(() => waitUp(url, probe, child));
   if (status !== 200) throw new Error(`${side.label} answered ${status}`);
   return { ...side, label: SCENARIO === SCENARIO_NEW ? side.label : `${side.label} ${scenario}`, target: { url, headers }, pid: child.pid, us: [], rps: [] };
 }

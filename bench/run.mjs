@@ -19,11 +19,10 @@
 //   BENCH_CPU_PROF=1         Gatehouse runs with --cpu-prof; profiles in bench/results/profiles/
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, stopAll, version, waitUp, which, wrk } from './lib.mjs';
+import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -131,34 +130,6 @@ const GATEHOUSE_BIN = join(ROOT, 'dist', 'cli', 'bin.js');
 
 // ---------------------------------------------------------------- JWT issuer
 
-const ISSUER = 'https://idp.bench.invalid/realms/bench';
-let jwks;
-
-/** A local JWKS endpoint (in this process: it is fetched at start only) and an ES256 token for wrk. */
-async function startJwks() {
-  if (jwks) return jwks;
-  const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' };
-  const body = JSON.stringify({ keys: [jwk] });
-  const server = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  server.unref();
-  const token = await new SignJWT({ scope: 'bench.read profile' })
-    .setProtectedHeader({ alg: 'ES256', kid: 'bench-1', typ: 'JWT' })
-    .setIssuer(ISSUER)
-    .setAudience('bench')
-    .setSubject('bench-client')
-    .setIssuedAt()
-    .setExpirationTime('2h')
-    .sign(privateKey);
-  jwks = { uri: `http://127.0.0.1:${server.address().port}/jwks.json`, token };
-  return jwks;
-}
-
 const FEATURE = { public: 'Gatehouse', sa: 'service accounts', jwt: 'JWT' };
 const firstLine = (s) => String(s ?? '').trim().split('\n').find(Boolean) ?? '';
 
@@ -179,8 +150,8 @@ async function gatehouseScenario(name, { auth, prod = false, logLevel = LOG_LEVE
   let issuers = '';
   if (auth === 'sa') route = '    auth: [service_account]\n    allow:\n      - roles: [viewer]\n';
   if (auth === 'jwt') {
-    const { uri, token } = await startJwks();
-    issuers = `issuers:\n  local:\n    issuer: ${ISSUER}\n    jwks_uri: ${uri}\n    audience: bench\n    algorithms: [ES256]\n`;
+    const { token, issuers: yaml } = await startJwks();
+    issuers = yaml;
     route = '    auth: [local]\n    allow:\n      - scopes: [bench.read]\n';
     headers.push(`Authorization: Bearer ${token}`);
   }
