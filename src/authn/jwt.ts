@@ -134,14 +134,13 @@ function isLastJwt(a: Authenticator, list: readonly Authenticator[] | undefined)
   return lastJwt.get(list) === a;
 }
 
-/** A route's JWT authenticators ask in turn about the same token: hash it once per request. */
-const keys = new WeakMap<RequestContext, { token: string; key: string }>();
+/** A route's JWT authenticators ask in turn about the same token: hash it once per request (kept on the context: a WeakMap entry per request cost more in GC than the hash). */
 function keyFor(token: string, ctx: RequestContext | undefined): string {
   if (!ctx) return OutcomeCache.key(token);
-  const memo = keys.get(ctx);
-  if (memo?.token === token) return memo.key;
+  if (ctx.tokenKeyOf === token) return ctx.tokenKey as string;
   const key = OutcomeCache.key(token);
-  keys.set(ctx, { token, key });
+  ctx.tokenKeyOf = token;
+  ctx.tokenKey = key;
   return key;
 }
 
@@ -165,10 +164,13 @@ export class JwtAuthenticator implements Authenticator {
   }
 
   authenticate(token: string, ctx: RequestContext | undefined): AuthOutcome | Promise<AuthOutcome> {
-    if (!COMPACT_JWS.test(token)) return NOT_RESPONSIBLE;
+    // Two dots at least, or it is no JWS; the full check only for a token not verified before (a cached one passed it).
+    const dot = token.indexOf('.');
+    if (dot <= 0 || token.indexOf('.', dot + 1) === -1) return NOT_RESPONSIBLE;
     const cacheKey = keyFor(token, ctx);
     const hit = this.#state.outcomes.get(cacheKey);
     if (hit) return hit;
+    if (!COMPACT_JWS.test(token)) return NOT_RESPONSIBLE;
     let iss: unknown;
     try {
       iss = decodeJwt(token).iss;

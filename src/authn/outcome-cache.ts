@@ -1,8 +1,11 @@
 /**
  * Verified-token cache: SHA-256 of the token → the principal it proved, kept
  * no longer than the token's own validity (and a caller-chosen bound), in a
- * bounded LRU. A caller reusing its token pays the signature check once.
- * The token itself is never stored.
+ * bounded cache that evicts like an LRU (second chance: an entry used since
+ * it was last passed over moves to the back instead of going; a hit only
+ * sets a flag, where moving the entry on every hit was a Map delete and
+ * insert per request). A caller reusing its token pays the signature check
+ * once. The token itself is never stored.
  */
 import { sha256 } from '../util/sha256.js';
 import type { Principal } from './authenticator.js';
@@ -11,6 +14,8 @@ interface Entry {
   principal: Principal;
   /** Epoch ms after which the entry is void. */
   until: number;
+  /** Hit since eviction last passed over it. */
+  used: boolean;
 }
 
 export class OutcomeCache {
@@ -34,17 +39,24 @@ export class OutcomeCache {
       this.#map.delete(key);
       return undefined;
     }
-    // Recently used moves to the end (Map keeps insertion order).
-    this.#map.delete(key);
-    this.#map.set(key, e);
+    e.used = true;
     return e.principal;
   }
 
   set(key: string, principal: Principal, until: number): void {
-    if (until <= this.#now()) return;
-    this.#map.delete(key);
-    this.#map.set(key, { principal, until });
-    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
+    const now = this.#now();
+    if (until <= now) return;
+    const map = this.#map;
+    map.delete(key);
+    map.set(key, { principal, until, used: false });
+    if (map.size <= this.#max) return;
+    // From the oldest (Map keeps insertion order): a used, live entry gets a second chance at the back; the first other one goes.
+    for (const [k, e] of map) {
+      map.delete(k);
+      if (!e.used || e.until <= now) return;
+      e.used = false;
+      map.set(k, e);
+    }
   }
 
   get size(): number {

@@ -40,6 +40,9 @@ export class RequestContext {
   principal: Principal | undefined = undefined;
   /** Key id of the presented service-account token (never the token), set once parsed: refused tokens are traceable too. */
   keyId: string | undefined = undefined;
+  /** The verified-token cache key (SHA-256) of `tokenKeyOf`, worked out once per request for all of a route's JWT issuers. */
+  tokenKey: string | undefined = undefined;
+  tokenKeyOf: string | undefined = undefined;
   /** Effective roles on the route, once authorized. */
   roles: Set<string> | undefined = undefined;
   decision: Decision | undefined = undefined;

@@ -338,6 +338,25 @@ t.test('OutcomeCache is a bounded LRU', async (t) => {
   t.equal(OutcomeCache.key('tok').length, 43);
 });
 
+t.test('OutcomeCache keeps what is in use under churn, and never more than its bound', async (t) => {
+  const now = 0;
+  const c = new OutcomeCache(100, () => now);
+  const p = { subject: 'x' } as Principal;
+  for (let i = 0; i < 100; i++) c.set(`hot${i}`, p, 1000);
+  // A stream of one-off tokens, while the hot ones keep being used.
+  let bounded = true;
+  for (let i = 0; i < 5000; i++) {
+    if (i % 10 === 0) for (let h = 0; h < 80; h++) c.get(`hot${h}`);
+    c.set(`cold${i}`, p, 1000);
+    bounded &&= c.size <= 100;
+  }
+  t.ok(bounded, 'never more than 100 entries');
+  let kept = 0;
+  for (let h = 0; h < 80; h++) if (c.get(`hot${h}`) === p) kept++;
+  t.equal(kept, 80, `${kept} of the 80 tokens in use survived 5000 one-off ones`);
+  t.equal(c.get('cold0'), undefined, 'an old one-off token went');
+});
+
 t.test('claim mapping helpers', async (t) => {
   t.same(claimList('a  b'), ['a', 'b']);
   t.same(claimList(['a', 'a', '']), ['a']);
