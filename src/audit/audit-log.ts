@@ -247,6 +247,7 @@ export class AuditLog {
     const bytes = batch.bytes;
     const { bytesWritten } = await this.#fh!.writev(batch.parts());
     if (bytesWritten !== bytes) throw new Error(`short write to ${file}: ${bytesWritten} of ${bytes} bytes`);
+    batch.release();
     this.#prev = last;
     this.#size = size + bytes;
     await writeHead(file, { hash: last, size: this.#size });

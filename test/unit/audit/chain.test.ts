@@ -138,3 +138,19 @@ t.test('ChainBatch: dropped records are gone; a failed batch takes back the newe
   batch.add('{"again":true}');
   t.equal(joined((batch.link(GENESIS), batch.parts())), reference(['{"again":true}'], GENESIS).text);
 });
+
+t.test('ChainBatch: a written batch gives its memory back; the next batch in it holds only its own lines', async (t) => {
+  const first = new ChainBatch();
+  for (let i = 0; i < 500; i++) first.add(JSON.stringify({ first: i, pad: 'z'.repeat(300) }));
+  first.link(GENESIS);
+  first.release();
+  t.equal(first.count, 0);
+  t.same(first.parts(), []);
+  const next = new ChainBatch();
+  const bodies = Array.from({ length: 200 }, (_, i) => JSON.stringify({ next: i }));
+  for (const b of bodies) next.add(b);
+  const last = next.link(GENESIS);
+  const ref = reference(bodies, GENESIS);
+  t.equal(joined(next.parts()), ref.text, 'no byte of the earlier batch shows through');
+  t.equal(last, ref.last);
+});
