@@ -18,7 +18,10 @@
 // from a local JWKS, scope rule), each with the
 // audit log to a file and the log at info on stdout to a file; suffixes:
 // `-stdout` audit to stdout, `-null` stdout to /dev/null, `-warn` log level
-// warn, `-admin` an admin listener (/metrics) — e.g. sa-stdout-null.
+// warn, `-admin` an admin listener (/metrics) — e.g. sa-stdout-null; or
+// `bare` / `fastify`, the reference proxies of `npm run bench`, so that
+// `BENCH_SCENARIO=bare BENCH_SCENARIO_NEW=sa-admin … paired.mjs . .` gives the
+// production setup's cost against the bare proxy with the noise paired out.
 // BENCH_NODE_OPTIONS_OLD / BENCH_NODE_OPTIONS_NEW: Node flags for one side.
 // BENCH_ROUNDS (8), BENCH_DURATION (3 s), BENCH_CONNECTIONS (50 per side).
 import { spawnSync } from 'node:child_process';
@@ -32,8 +35,12 @@ const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const env = process.env;
 const SCENARIO = env.BENCH_SCENARIO ?? 'sa';
 const SCENARIO_NEW = env.BENCH_SCENARIO_NEW ?? SCENARIO;
+/** The reference proxies of `npm run bench`, as a side: `bare` (3a) and `fastify` (3b). */
+const PEERS = { bare: 'bare-proxy.mjs', fastify: 'fastify-proxy.mjs' };
+
 /** `sa-stdout-null` → { auth: 'sa', stdout: true, null: true }. */
 function parseScenario(s) {
+  if (s in PEERS) return { name: s, peer: PEERS[s] };
   const [auth, ...opts] = s.split('-');
   const known = ['stdout', 'null', 'warn', 'admin'];
   if (!['public', 'sa', 'jwt'].includes(auth) || opts.some((o) => !known.includes(o))) return undefined;
@@ -83,6 +90,14 @@ function nodeOptions(name) {
 async function startSide(side, name, scenario) {
   const sc = parseScenario(scenario);
   const port = await freePort();
+  if (sc.peer) {
+    const [cmd, args] = pinned(GW_CPU, process.execPath, [join(ROOT, 'bench', sc.peer), String(port), upstreamOrigin]);
+    const child = startChild(name, cmd, args);
+    const url = `http://127.0.0.1:${port}/bench/hello`;
+    const status = await waitUp(url, {}, child);
+    if (status !== 200) throw new Error(`${scenario} answered ${status}`);
+    return { ...side, label: scenario, target: { url, headers: [] }, pid: child.pid, us: [], rps: [] };
+  }
   const admin = sc.admin ? `  admin: 127.0.0.1:${await freePort()}\n` : '';
   const dir = join(tmp, `${name}-run`);
   mkdirSync(dir, { recursive: true });
