@@ -172,7 +172,20 @@ export function parseWrk(out) {
   };
 }
 
-export function wrk(target, seconds, connections) {
+/**
+ * One wrk run. wrk now and then exits 0 having printed nothing on this host;
+ * such a run is repeated once rather than failing a whole benchmark.
+ */
+export async function wrk(target, seconds, connections) {
+  try {
+    return await wrkOnce(target, seconds, connections);
+  } catch (err) {
+    if (!/cannot read wrk output:\n\s*$/.test(err.message)) throw err;
+    return wrkOnce(target, seconds, connections);
+  }
+}
+
+function wrkOnce(target, seconds, connections) {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
   for (const h of target.headers ?? []) args.push('-H', h);
   args.push(target.url);
