@@ -13,6 +13,7 @@
  */
 import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ChainBatch, GENESIS, hashLine, headPath, lastLineAsync, writeHead } from './chain.js';
 import { withLock } from './lock.js';
@@ -29,16 +30,12 @@ const FLUSH_BYTES = 1024 * 1024;
 /** Records chained in one go before requests get a turn: about 0.2 ms of hashing. */
 const CHAIN_SLICE = 128;
 
-/** Lets pending I/O callbacks (requests) run before the flush goes on. */
-function yieldToRequests(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /** Chains a batch after `prev`, CHAIN_SLICE records at a time with requests in between; returns the last hash. */
 async function linkInSlices(batch: ChainBatch, prev: string): Promise<string> {
   let last = prev;
   for (let i = 0; i < batch.count; i += CHAIN_SLICE) {
-    if (i > 0) await yieldToRequests();
+    // Pending I/O callbacks (requests) run before the flush goes on.
+    if (i > 0) await setImmediate();
     last = batch.link(last, i, Math.min(i + CHAIN_SLICE, batch.count));
   }
   return last;
