@@ -2,7 +2,6 @@
  * The Gateway: wires a compiled configuration to listeners, swaps snapshots
  * on reload, and drains on shutdown. No I/O at import.
  */
-import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
@@ -19,6 +18,7 @@ import { RequestContext } from './pipeline/context.js';
 import { observe, requestLogger, type Observer } from './pipeline/observe.js';
 import { createRequestHandler, type PipelineHost } from './pipeline/run.js';
 import { createUpgradeHandler, type UpgradeHandler } from './pipeline/websocket.js';
+import { FilePoll, stampFile, type Stamps } from './util/file-poll.js';
 import { clientErrorStatus, closeServer, createHttpsServer, listen, serverOptions, type ListenAddress } from './server/listen.js';
 
 export interface GatewayOptions {
@@ -61,7 +61,7 @@ export class Gateway implements PipelineHost {
   #upgrade: UpgradeHandler | undefined;
   #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true });
   #closing: Promise<void> | undefined;
-  #watching = false;
+  #filePoll: FilePoll | undefined;
   /** The per-request log lines, written in batches. */
   readonly #requestLines: LineBatch;
 
@@ -84,12 +84,14 @@ export class Gateway implements PipelineHost {
     const log = opts.log ?? createLogger();
     const configFile = resolve(opts.configFile);
     const resources = new Resources((err, key) => log.warn({ err, resource: key }, 'resource did not close cleanly'));
+    // Stamped before they are read, so that a change made at any time after is seen.
+    const stamps: Stamps = new Map([[configFile, stampFile(configFile)]]);
     const { config, source } = loadConfigFile(configFile);
     const scope = resources.scope();
     const metrics = new Metrics();
     let runtime: Runtime;
     try {
-      runtime = compile(config, source, { scope, log, metrics, mode: 'serve' });
+      runtime = compile(config, source, { scope, stamps, log, metrics, mode: 'serve' });
     } catch (err) {
       await resources.rollback(scope);
       throw err;
@@ -105,7 +107,7 @@ export class Gateway implements PipelineHost {
       await gw.close();
       throw err;
     }
-    if (opts.watchConfig !== false) gw.#watchConfig();
+    if (opts.watchConfig !== false) gw.#watchConfig(stamps);
     return gw;
   }
 
@@ -207,13 +209,10 @@ export class Gateway implements PipelineHost {
     }
   }
 
-  #onConfigChange = (curr: Stats, prev: Stats) => {
-    if (curr.mtimeMs !== prev.mtimeMs || curr.size !== prev.size || curr.ino !== prev.ino) void this.reload('file changed');
-  };
-
-  #watchConfig(): void {
-    this.#watching = true;
-    watchFile(this.configFile, { interval: 500 }, this.#onConfigChange);
+  /** Polls gateway.yaml and the `{ file }` secrets it read, against their state when read. */
+  #watchConfig(stamps: Stamps): void {
+    this.#filePoll = new FilePoll((changed) => void this.reload(`file changed: ${changed.join(', ')}`));
+    this.#filePoll.track(stamps);
   }
 
   /** Re-reads gateway.yaml; a broken file is refused and the old snapshot keeps serving. */
@@ -226,9 +225,10 @@ export class Gateway implements PipelineHost {
     if (this.draining) return { ok: false, error: new Error('shutting down') };
     const scope = this.resources.scope();
     let result: ReloadResult;
+    const stamps: Stamps = new Map([[this.configFile, stampFile(this.configFile)]]);
     try {
       const { config, source } = loadConfigFile(this.configFile);
-      const next = compile(config, source, { scope, log: this.log, metrics: this.metrics, mode: 'serve' });
+      const next = compile(config, source, { scope, stamps, log: this.log, metrics: this.metrics, mode: 'serve' });
       const prev = this.runtime;
       this.runtime = next;
       await this.resources.commit(scope);
@@ -242,6 +242,8 @@ export class Gateway implements PipelineHost {
       this.log.error({ trigger, errors }, 'configuration reload refused; the previous configuration keeps serving');
       result = { ok: false, error: err as Error };
     }
+    // Refused or not, watch what this attempt read: fixing the file (or a secret it names) retries.
+    this.#filePoll?.track(stamps);
     for (const h of this.reloadHooks) {
       try {
         h(result, this.runtime);
@@ -279,7 +281,7 @@ export class Gateway implements PipelineHost {
 
   async #closeNow(): Promise<void> {
     this.draining = true;
-    if (this.#watching) unwatchFile(this.configFile, this.#onConfigChange);
+    this.#filePoll?.close();
     this.#stopTls?.();
     const closed = Promise.all(this.#servers.map(closeServer));
     // Upgraded connections never "finish": close them now rather than after drain_timeout.

@@ -8,19 +8,21 @@
  *   file or the new one, never half of one, and no writer loses another's
  *   update.
  * - A running gateway watches the file's directory (fs.watch: the file is
- *   replaced by rename, so its own inode changes) and also polls it
- *   (fs.watchFile, 250 ms by default, for where inotify does not reach, e.g.
- *   network or container mounts), so that a change reaches it well within
- *   the 2 s of DESIGN.md §3.
+ *   replaced by rename, so its own inode changes) and also polls it against
+ *   its state at the last read (util/file-poll.ts, 250 ms by default, for
+ *   where inotify does not reach, e.g. network or container mounts), so that
+ *   a change reaches it well within the 2 s of DESIGN.md §3, even one made
+ *   between the first read and the start of the watch.
  * - A damaged file is never treated as empty and never overwritten: at open
  *   it throws; later the last good snapshot keeps serving and the error is
  *   reported (logged and counted by the caller).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, unwatchFile, watch, watchFile, writeSync, type FSWatcher } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
+import { FilePoll, stampFile } from '../util/file-poll.js';
 import type { StoreOptions, TokenStore } from './token-store.js';
 import { emptyStore, parseStoreText, StoreError, StoreSnapshot, storeFileSchema, type StoreData } from './store-data.js';
 
@@ -39,6 +41,9 @@ export class FileStore implements TokenStore {
   #pending = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #watching = false;
+  /** The file's stamp when it was last read. */
+  #stamp = 'missing';
+  #filePoll: FilePoll | undefined;
   #dirWatcher: FSWatcher | undefined;
   #chain: Promise<unknown> = Promise.resolve();
 
@@ -58,6 +63,8 @@ export class FileStore implements TokenStore {
 
   /** The file's text; undefined when it does not exist (an empty store) and `missingOk`. */
   #readText(missingOk: boolean): string | undefined {
+    this.#stamp = stampFile(this.#path);
+    this.#filePoll?.track(new Map([[this.#path, this.#stamp]]));
     try {
       return readFileSync(this.#path, 'utf8');
     } catch (err) {
@@ -253,7 +260,8 @@ export class FileStore implements TokenStore {
   start(): void {
     if (this.#watching) return;
     this.#watching = true;
-    watchFile(this.#path, { interval: this.#options.pollInterval ?? 250, persistent: false }, this.#poll);
+    this.#filePoll = new FilePoll(this.#poll, this.#options.pollInterval ?? 250);
+    this.#filePoll.track(new Map([[this.#path, this.#stamp]]));
     try {
       mkdirSync(dirname(this.#path), { recursive: true, mode: 0o700 });
       const name = basename(this.#path);
@@ -274,7 +282,8 @@ export class FileStore implements TokenStore {
   async close(): Promise<void> {
     if (!this.#watching) return; // never started (CLI, check, explain): nothing to flush
     this.#watching = false;
-    unwatchFile(this.#path, this.#poll);
+    this.#filePoll?.close();
+    this.#filePoll = undefined;
     this.#dirWatcher?.close();
     this.#dirWatcher = undefined;
     if (this.#timer) clearInterval(this.#timer);

@@ -11,6 +11,7 @@ import type { UpstreamConfig } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
 import { buildCredentials, tokenRequestConfig } from '../upstream/credentials.js';
+import { SecretReader } from '../config/secret.js';
 import { buildTokenRequest, requestToken, TokenError, type TokenResponse } from '../upstream/token-request.js';
 import { configPath, EXIT_OK, EXIT_REFUSED, parse, UsageError, type CliIo } from './args.js';
 
@@ -53,11 +54,11 @@ export async function upstreamCommand(args: string[], io: CliIo): Promise<number
   if (!path.startsWith('/')) throw new UsageError('--path must start with "/"');
   const file = configPath(values, io.env);
   let cfg: UpstreamConfig | undefined;
-  let baseDir: string;
+  let reader: SecretReader;
   try {
     const { config, source } = loadConfigFile(file, io.env);
     cfg = config.upstreams[name];
-    baseDir = source.baseDir;
+    reader = new SecretReader(source.baseDir);
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const i of err.issues) io.err(formatIssue(i));
@@ -80,7 +81,7 @@ export async function upstreamCommand(args: string[], io: CliIo): Promise<number
 
   if (creds?.oauth2_client_credentials) {
     const o = creds.oauth2_client_credentials;
-    const trc = tokenRequestConfig(name, o, baseDir);
+    const trc = tokenRequestConfig(name, o, reader);
     secrets.push(trc.clientSecret);
     const req = buildTokenRequest(trc);
     lines.push('', 'token request', `  POST ${req.url}`);
@@ -100,7 +101,7 @@ export async function upstreamCommand(args: string[], io: CliIo): Promise<number
       ok = false;
     }
   } else if (creds) {
-    const built = buildCredentials(name, creds, { baseDir, log: createLogger({ level: 'silent' }), metrics: new Metrics({ defaults: false }), mode: 'offline' });
+    const built = buildCredentials(name, creds, { secrets: reader, log: createLogger({ level: 'silent' }), metrics: new Metrics({ defaults: false }), mode: 'offline' });
     credHeaders = (await built.headers()).slice();
     for (let i = 1; i < credHeaders.length; i += 2) secrets.push(credHeaders[i] as string);
   }

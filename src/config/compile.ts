@@ -17,6 +17,8 @@ import { buildCredentials } from '../upstream/credentials.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ConfigError, type ConfigIssue, type ConfigSource } from './load.js';
 import type { ResourceScope } from './resources.js';
+import { SecretReader } from './secret.js';
+import type { Stamps } from '../util/file-poll.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Config, RouteConfig } from './schema.js';
 
@@ -69,6 +71,8 @@ export interface Runtime {
 
 export interface CompileDeps {
   scope: ResourceScope;
+  /** Receives the stamps of the secret files read (see util/file-poll.ts). */
+  stamps?: Stamps;
   log: Logger;
   metrics: Metrics;
   mode: 'serve' | 'offline';
@@ -110,10 +114,13 @@ export function compile(config: Config, source: ConfigSource, deps: CompileDeps)
   const roles = new RoleGraph(config.roles);
 
   const upstreams = new Map<string, Upstream>();
+  const secrets = new SecretReader(source.baseDir, deps.stamps);
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     try {
-      const up = deps.scope.acquire(`upstream:${name}`, JSON.stringify(cfg), () => new Upstream(name, cfg), (u) => u.close());
-      if (cfg.credentials && !up.credentials) up.credentials = buildCredentials(name, cfg.credentials, { baseDir: source.baseDir, log: deps.log, metrics: deps.metrics, mode: deps.mode });
+      // The secrets' digest is part of the spec: a rotated `{ file }` secret gets new credentials on reload.
+      const spec = JSON.stringify(cfg) + secrets.digest(cfg.credentials);
+      const create = () => new Upstream(name, cfg, cfg.credentials && buildCredentials(name, cfg.credentials, { secrets, log: deps.log, metrics: deps.metrics, mode: deps.mode }));
+      const up = deps.scope.acquire(`upstream:${name}`, spec, create, (u) => u.close());
       upstreams.set(name, up);
     } catch (err) {
       issues.push(source.issue(['upstreams', name, 'credentials'], (err as Error).message));

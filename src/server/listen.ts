@@ -3,13 +3,14 @@
  * and their limits (DESIGN.md §10), plus the handler for requests Node
  * cannot parse (oversized headers, slow clients, malformed requests).
  */
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Limits } from '../config/compile.js';
+import { FilePoll, stampFile, type Stamps } from '../util/file-poll.js';
 
 export interface ListenAddress {
   host: string;
@@ -35,13 +36,16 @@ export interface TlsFiles {
   client_ca?: string | undefined;
 }
 
-function readTls(files: TlsFiles, baseDir: string): https.ServerOptions {
-  const opts: https.ServerOptions = {
-    cert: readFileSync(resolve(baseDir, files.cert)),
-    key: readFileSync(resolve(baseDir, files.key)),
+/** Reads the TLS files, stamping each into `stamps` before it is read. */
+function readTls(files: TlsFiles, baseDir: string, stamps: Stamps): https.ServerOptions {
+  const read = (file: string) => {
+    const path = resolve(baseDir, file);
+    stamps.set(path, stampFile(path));
+    return readFileSync(path);
   };
+  const opts: https.ServerOptions = { cert: read(files.cert), key: read(files.key) };
   if (files.client_ca) {
-    opts.ca = readFileSync(resolve(baseDir, files.client_ca));
+    opts.ca = read(files.client_ca);
     opts.requestCert = true;
     opts.rejectUnauthorized = true;
   }
@@ -49,27 +53,30 @@ function readTls(files: TlsFiles, baseDir: string): https.ServerOptions {
 }
 
 export function createHttpsServer(files: TlsFiles, baseDir: string, limits: Limits, log: Logger): { server: https.Server; stopWatching: () => void } {
-  const server = https.createServer({ ...serverOptions(limits), ...readTls(files, baseDir), minVersion: 'TLSv1.2' });
-  const paths = [files.cert, files.key, files.client_ca].filter((p): p is string => p !== undefined).map((p) => resolve(baseDir, p));
+  let stamps: Stamps = new Map();
+  const server = https.createServer({ ...serverOptions(limits), ...readTls(files, baseDir, stamps), minVersion: 'TLSv1.2' });
+  const cert = resolve(baseDir, files.cert);
   let timer: NodeJS.Timeout | undefined;
-  const reload = () => {
+  const poll = new FilePoll(() => {
     clearTimeout(timer);
     // Wait for both files of a renewal to be written.
     timer = setTimeout(() => {
+      stamps = new Map();
       try {
-        server.setSecureContext(readTls(files, baseDir));
-        log.info({ cert: paths[0] }, 'TLS certificate reloaded');
+        server.setSecureContext(readTls(files, baseDir, stamps));
+        log.info({ cert }, 'TLS certificate reloaded');
       } catch (err) {
-        log.error({ err, cert: paths[0] }, 'TLS certificate reload failed; the previous certificate keeps serving');
+        log.error({ err, cert }, 'TLS certificate reload failed; the previous certificate keeps serving');
       }
+      poll.track(stamps);
     }, 200);
-  };
-  for (const p of paths) watchFile(p, { interval: 500 }, reload);
+  });
+  poll.track(stamps);
   return {
     server,
     stopWatching: () => {
       clearTimeout(timer);
-      for (const p of paths) unwatchFile(p, reload);
+      poll.close();
     },
   };
 }

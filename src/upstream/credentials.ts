@@ -4,14 +4,14 @@
  */
 import type { Logger } from 'pino';
 import type { CredentialsConfig } from '../config/schema.js';
-import { resolveSecret } from '../config/secret.js';
+import type { SecretReader } from '../config/secret.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { OAuth2TokenManager } from './oauth2.js';
 import { RESERVED_PARAMS, type TokenRequestConfig } from './token-request.js';
 import type { UpstreamCredentials } from './upstream.js';
 
 export interface CredentialDeps {
-  baseDir: string;
+  secrets: SecretReader;
   log: Logger;
   metrics: Metrics;
   mode: 'serve' | 'offline';
@@ -27,16 +27,16 @@ function staticCredentials(upstream: string, pairs: string[]): UpstreamCredentia
 }
 
 export function buildCredentials(upstream: string, cfg: CredentialsConfig, deps: CredentialDeps): UpstreamCredentials {
-  if (cfg.bearer !== undefined) return staticCredentials(upstream, ['authorization', `Bearer ${resolveSecret(cfg.bearer, deps.baseDir)}`]);
+  if (cfg.bearer !== undefined) return staticCredentials(upstream, ['authorization', `Bearer ${deps.secrets.read(cfg.bearer)}`]);
   if (cfg.basic !== undefined) {
-    const pw = resolveSecret(cfg.basic.password, deps.baseDir);
+    const pw = deps.secrets.read(cfg.basic.password);
     // RFC 7617 §2: a user-id containing a colon cannot be sent.
     if (cfg.basic.username.includes(':')) throw new Error(`upstream "${upstream}": a basic username may not contain ":"`);
     return staticCredentials(upstream, ['authorization', `Basic ${Buffer.from(`${cfg.basic.username}:${pw}`).toString('base64')}`]);
   }
   if (cfg.headers !== undefined) {
     const pairs: string[] = [];
-    for (const [k, v] of Object.entries(cfg.headers)) pairs.push(k.toLowerCase(), resolveSecret(v, deps.baseDir));
+    for (const [k, v] of Object.entries(cfg.headers)) pairs.push(k.toLowerCase(), deps.secrets.read(v));
     return staticCredentials(upstream, pairs);
   }
   const o = cfg.oauth2_client_credentials;
@@ -47,7 +47,7 @@ export function buildCredentials(upstream: string, cfg: CredentialsConfig, deps:
   }
   return new OAuth2TokenManager({
     upstream,
-    request: tokenRequestConfig(upstream, o, deps.baseDir),
+    request: tokenRequestConfig(upstream, o, deps.secrets),
     refreshMarginMs: o.refresh_margin,
     retryOn: o.retry_on,
     retryBodyLimit: o.retry_body_limit,
@@ -59,14 +59,14 @@ export function buildCredentials(upstream: string, cfg: CredentialsConfig, deps:
 type OAuth2Config = NonNullable<CredentialsConfig['oauth2_client_credentials']>;
 
 /** The token request settings of an `oauth2_client_credentials` block, with the secret resolved. */
-export function tokenRequestConfig(upstream: string, o: OAuth2Config, baseDir: string): TokenRequestConfig {
+export function tokenRequestConfig(upstream: string, o: OAuth2Config, secrets: SecretReader): TokenRequestConfig {
   for (const k of Object.keys(o.params)) {
     if (RESERVED_PARAMS.has(k)) throw new Error(`upstream "${upstream}": params may not set "${k}"; use the key of its own (client_id, client_secret, scopes, audience)`);
   }
   return {
     tokenUrl: o.token_url,
     clientId: o.client_id,
-    clientSecret: resolveSecret(o.client_secret, baseDir),
+    clientSecret: secrets.read(o.client_secret),
     clientAuth: o.client_auth,
     scopes: o.scopes,
     audience: o.audience,

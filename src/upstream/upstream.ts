@@ -33,11 +33,12 @@ export class Upstream {
   readonly pool: Pool;
   /** Whole-response deadlines of the exchanges under way (proxy.ts). */
   readonly deadlines: DeadlineQueue;
-  credentials: UpstreamCredentials | undefined;
+  readonly credentials: UpstreamCredentials | undefined;
 
-  constructor(name: string, cfg: UpstreamConfig) {
+  constructor(name: string, cfg: UpstreamConfig, credentials?: UpstreamCredentials) {
     const url = new URL(cfg.url);
     this.name = name;
+    this.credentials = credentials;
     this.origin = url.origin;
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.timeoutMs = cfg.timeout;

@@ -38,7 +38,7 @@ export function captureLogger(lines: string[]) {
  * Starts a gateway from `yaml`. The YAML should listen on 127.0.0.1:0; extra
  * files (certs, secrets) may be given relative to the config's directory.
  */
-export async function startGateway(t: Tap, yaml: string, files: Record<string, string> = {}): Promise<StartedGateway> {
+export async function startGateway(t: Tap, yaml: string, files: Record<string, string> = {}, opts: { watchConfig?: boolean } = {}): Promise<StartedGateway> {
   const dir = t.testdir();
   for (const [name, content] of Object.entries(files)) {
     const p = join(dir, name);
@@ -48,7 +48,7 @@ export async function startGateway(t: Tap, yaml: string, files: Record<string, s
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(configFile, yaml);
   const logs: string[] = [];
-  const gw = await Gateway.start({ configFile, log: captureLogger(logs), watchConfig: false });
+  const gw = await Gateway.start({ configFile, log: captureLogger(logs), watchConfig: opts.watchConfig ?? false });
   t.teardown(() => gw.close());
   // Per-request lines are written in batches: any read of the array writes the queued ones first.
   const liveLogs = new Proxy(logs, {

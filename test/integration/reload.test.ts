@@ -1,10 +1,13 @@
+import { pbkdf2 } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import t from 'tap';
 import { Gateway } from '../../src/app.js';
 import { captureLogger, startGateway } from '../helpers/gateway.js';
 import { spawnCli } from '../helpers/spawn.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { until } from '../helpers/until.js';
 
 const good = (body: string, listen = '127.0.0.1:0') => `
 server: { listen: ${listen} }
@@ -34,17 +37,10 @@ routes:
     public: true
 `;
 
+const pbkdf2P = promisify(pbkdf2);
+
 async function text(url: string): Promise<string> {
   return (await fetch(url)).text();
-}
-
-async function until(what: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await what()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
 }
 
 t.test('reload(): a broken file is refused with its line logged, the old routes keep serving; a good one swaps', async (t) => {
@@ -121,6 +117,35 @@ t.test('a changed file is picked up by the watcher (watchConfig)', async (t) => 
 
   writeFileSync(configFile, good('three'));
   t.ok(await until(async () => (await text(url)) === 'three'), 'the good file is picked up');
+});
+
+t.test('a change written right after start is seen even while the thread pool is busy', async (t) => {
+  // fs.watchFile took its baseline from its first stat, run on the libuv thread pool: with the pool
+  // busy as the watch began, a file written right after start became that baseline and its change
+  // was never reported. The pool is flooded here at the last log line before the watch begins.
+  const dir = t.testdir({ 'gateway.yaml': good('one') });
+  const configFile = join(dir, 'gateway.yaml');
+  const busy: Promise<unknown>[] = [];
+  const logs = new Proxy([] as string[], {
+    get(target, prop, receiver) {
+      if (prop === 'push') {
+        return (...lines: string[]) => {
+          if (busy.length === 0 && lines.some((l) => l.includes('listening (HTTP)'))) {
+            for (let i = 0; i < 8; i++) busy.push(pbkdf2P('x', 'salt', 300_000, 32, 'sha256'));
+          }
+          return target.push(...lines);
+        };
+      }
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+  const gw = await Gateway.start({ configFile, log: captureLogger(logs) });
+  t.teardown(() => gw.close());
+  writeFileSync(configFile, good('changed'));
+  t.equal(busy.length, 8, 'the pool was busy as the watch began');
+  await Promise.all(busy);
+  const url = `http://127.0.0.1:${gw.addresses.http!.port}/hello`;
+  t.ok(await until(async () => (await text(url)) === 'changed', 5_000), 'the change is picked up');
 });
 
 t.test('SIGHUP reloads a running `gatehouse start`', async (t) => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,6 +8,7 @@ import { startGateway } from '../helpers/gateway.js';
 import { startGuardedUpstream, startTokenServer, type TokenServer } from '../helpers/oauth.js';
 import { rawRequest, statusOf } from '../helpers/http.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { until } from '../helpers/until.js';
 
 // A client id and secret that need form-encoding (RFC 6749 §2.3.1) before Base64.
 const CLIENT = { id: 'gate house:1', secret: 'S3cr3t/+&=%ü-very-secret-value' };
@@ -366,6 +367,51 @@ routes:
   t.equal(k?.headers.authorization, undefined, 'nor its own Authorization');
   const all = [...logs, ...bodies].join('\n');
   for (const s of ['static-bearer-secret', 'p@ss:word', 'static-api-key']) t.notOk(all.includes(s), `${s} never reaches a log or the caller`);
+});
+
+t.test('a rotated { file } secret is applied: by the file watcher on its own, and by reload(); an unchanged one keeps the warm pool', async (t) => {
+  const up = await startUpstream(t);
+  const g = await startGateway(
+    t,
+    `
+server: { listen: 127.0.0.1:0 }
+upstreams:
+  api: { url: ${up.url}, credentials: { bearer: { file: secrets/token } } }
+routes:
+  - { name: api, match: { path: /** }, upstream: api, public: true }
+`,
+    { 'secrets/token': 'first-rotating-secret\n' },
+    { watchConfig: true },
+  );
+  const tokenFile = join(g.dir, 'secrets/token');
+  const seen = async () => {
+    t.equal((await fetch(`${g.url}/x`)).status, 200);
+    return up.requests.at(-1)?.headers.authorization;
+  };
+  t.equal(await seen(), 'Bearer first-rotating-secret');
+
+  const pool = g.gw.runtime.upstreams.get('api');
+  t.equal((await g.gw.reload('test')).ok, true);
+  t.equal(g.gw.runtime.upstreams.get('api'), pool, 'a reload with the same secret keeps the warm pool');
+
+  // gateway.yaml is not touched: the secret file alone changes.
+  writeFileSync(tokenFile, 'second-rotating-secret\n');
+  t.ok(await until(async () => (await seen()) === 'Bearer second-rotating-secret'), 'the watcher applies the new secret');
+  const line = g.logs.find((l) => l.includes('configuration reloaded') && l.includes('file changed'));
+  t.match(line, /secrets\/token/, 'the log names the file that changed');
+
+  // A secret file that vanishes is a refused reload: the last good secret keeps being sent.
+  rmSync(tokenFile);
+  const refused = await g.gw.reload('test');
+  t.equal(refused.ok, false);
+  t.match(refused.error?.message, /cannot read secret file .*secrets\/token: ENOENT/);
+  t.equal(await seen(), 'Bearer second-rotating-secret');
+  // ...and its return is noticed by the watcher, which watched what the refused attempt read.
+  writeFileSync(tokenFile, 'third-rotating-secret');
+  t.ok(await until(async () => (await seen()) === 'Bearer third-rotating-secret'), 'the recreated file is picked up');
+
+  const all = g.logs.join('\n');
+  for (const s of ['first', 'second', 'third']) t.notOk(all.includes(`${s}-rotating-secret`), `the ${s} secret never reaches the log`);
 });
 
 t.test('an upstream with credentials still passes its own errors through when they are not rejections', async (t) => {

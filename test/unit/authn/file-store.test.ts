@@ -68,6 +68,20 @@ t.test('a running store sees changes from another writer, keeps the last good sn
   await writer.close();
 });
 
+t.test('a change made between the first read and start() is still seen', async (t) => {
+  // The gateway opens its store while compiling and starts watching once it listens; an account
+  // created in between (by `gatehouse accounts create`) used to stay unseen until the next change.
+  const dir = t.testdir({ 'accounts.json': '{"version":1,"accounts":[]}' });
+  const reader = openTokenStore('file:accounts.json', { baseDir: dir, pollInterval: 50 });
+  const writer = openTokenStore('file:accounts.json', { baseDir: dir });
+  await writer.update(add('made-before-start'));
+  reader.start();
+  for (let i = 0; i < 40 && reader.current().accounts.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.same(reader.current().accounts.map((a) => a.name), ['made-before-start']);
+  await reader.close();
+  await writer.close();
+});
+
 t.test('store URLs', async (t) => {
   t.throws(() => openTokenStore('postgres://db/x', { baseDir: '/' }), /not supported yet/);
   t.throws(() => openTokenStore('s3://x', { baseDir: '/' }), /expected "file:PATH"/);

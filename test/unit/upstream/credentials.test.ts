@@ -1,12 +1,13 @@
 import pino from 'pino';
 import t from 'tap';
 import { Metrics } from '../../../src/metrics/metrics.js';
+import { SecretReader } from '../../../src/config/secret.js';
 import { buildCredentials } from '../../../src/upstream/credentials.js';
 import { OAuth2TokenManager } from '../../../src/upstream/oauth2.js';
 import type { CredentialsConfig } from '../../../src/config/schema.js';
 
 function deps(lines: string[] = []) {
-  return { baseDir: '/nonexistent', log: pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) }), metrics: new Metrics({ defaults: false }), mode: 'serve' as const };
+  return { secrets: new SecretReader('/nonexistent'), log: pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) }), metrics: new Metrics({ defaults: false }), mode: 'serve' as const };
 }
 
 const oauth = (over: Record<string, unknown> = {}) =>
