@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
+import type { GatewayError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { unauthenticated } from '../pipeline/authenticate.js';
@@ -14,7 +15,7 @@ import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator, type Principal }
 import type { AuthenticatorFactory } from './index.js';
 import { openTokenStore, StoreError, type StoreSnapshot, type StoredToken, type TokenStore } from './token-store.js';
 import type { Account } from './store-data.js';
-import { parseToken, secretMatches } from './tokens.js';
+import { parseToken, secretMatches, tokenParts } from './tokens.js';
 
 /** What a stored token record needs on every request, worked out once: a snapshot's records never change; a reload brings new ones. */
 interface Known {
@@ -41,23 +42,31 @@ export class ServiceAccountAuthenticator implements Authenticator {
 
   authenticate(token: string, ctx?: RequestContext): AuthOutcome {
     if (!token.startsWith(this.#claim)) return NOT_RESPONSIBLE;
-    const parsed = parseToken(this.#prefix, token);
-    if (!parsed.ok) throw unauthenticated('token_malformed', parsed.problem);
-    if (ctx) ctx.keyId = parsed.keyId;
-    const entry = this.store.current().byKeyId(parsed.keyId);
-    if (!entry) throw unauthenticated('token_unknown', `no service-account token has key id ${parsed.keyId}`);
+    // Digits and checksum are only checked for a token that fails: one that matches its stored hash was issued.
+    const parts = tokenParts(this.#prefix, token);
+    const entry = parts && this.store.current().byKeyId(parts.keyId);
+    if (!parts || !entry) throw this.#refusal(token, ctx, 'no service-account token has key id');
     let known = this.#known.get(entry.token);
     if (known === undefined) {
-      known = this.#learn(entry.token, entry.account, parsed.keyId);
+      known = this.#learn(entry.token, entry.account, parts.keyId);
       this.#known.set(entry.token, known);
     }
-    if (!secretMatches(parsed.secret, known.hash)) throw unauthenticated('token_unknown', `wrong secret for key id ${parsed.keyId}`);
+    if (!secretMatches(parts.secret, known.hash)) throw this.#refusal(token, ctx, 'wrong secret for key id');
+    if (ctx) ctx.keyId = parts.keyId;
     const now = Date.now();
     const status = tokenStatus(entry.token, now, known.times);
-    if (status === 'revoked') throw unauthenticated('token_revoked', `token ${parsed.keyId} of service account "${entry.account.name}" was revoked at ${entry.token.revoked}`);
-    if (status === 'expired') throw unauthenticated('token_expired', `token ${parsed.keyId} of service account "${entry.account.name}" expired at ${entry.token.expires}`);
-    this.store.recordUse(parsed.keyId, now);
+    if (status === 'revoked') throw unauthenticated('token_revoked', `token ${parts.keyId} of service account "${entry.account.name}" was revoked at ${entry.token.revoked}`);
+    if (status === 'expired') throw unauthenticated('token_expired', `token ${parts.keyId} of service account "${entry.account.name}" expired at ${entry.token.expires}`);
+    this.store.recordUse(parts.keyId, now);
     return known.principal;
+  }
+
+  /** A token that matches no stored one: malformed when it could not have been issued (its key id is then not trusted either), else unknown. */
+  #refusal(token: string, ctx: RequestContext | undefined, what: string): GatewayError {
+    const parsed = parseToken(this.#prefix, token);
+    if (!parsed.ok) return unauthenticated('token_malformed', parsed.problem);
+    if (ctx) ctx.keyId = parsed.keyId;
+    return unauthenticated('token_unknown', `${what} ${parsed.keyId}`);
   }
 
   #learn(token: StoredToken, a: Account, keyId: string): Known {

@@ -122,6 +122,20 @@ function base62Value(text: string, from: number, to: number): number {
 }
 
 /**
+ * The key id and secret of a token of `<prefix>_<key id>_<secret><checksum>`
+ * length and separators, with no check of its digits or checksum: for a
+ * lookup that then compares the secret's hash, which only an issued token
+ * (base62, checksum right) can match. Undefined when the token cannot be
+ * split; parseToken() then says what is wrong with it.
+ */
+export function tokenParts(prefix: string, token: string): { keyId: string; secret: string } | undefined {
+  const head = prefix.length + 1;
+  const secretAt = head + KEY_ID_LENGTH + 1;
+  if (token.length !== secretAt + SECRET_LENGTH + CHECKSUM_LENGTH || token.charCodeAt(head - 1) !== 0x5f || token.charCodeAt(secretAt - 1) !== 0x5f || !token.startsWith(prefix)) return undefined;
+  return { keyId: token.slice(head, secretAt - 1), secret: token.slice(secretAt, secretAt + SECRET_LENGTH) };
+}
+
+/**
  * Splits a token that starts with `<prefix>_`; checks shape and checksum only
  * (no store access). The problem text never contains the token.
  */

@@ -188,6 +188,9 @@ t.test('malformed, mistyped and unknown tokens: generic 401, precise audit reaso
   const typo = token.slice(0, 20) + (token[20] === 'a' ? 'b' : 'a') + token.slice(21);
   t.equal((await env.call(typo)).status, 401);
   t.equal(lastReason(env.g), 'token_malformed', 'a mistyped token fails its checksum');
+  const typoInKeyId = token.slice(0, 6) + (token[6] === 'a' ? 'b' : 'a') + token.slice(7);
+  t.equal((await env.call(typoInKeyId)).status, 401);
+  t.equal(lastReason(env.g), 'token_malformed', 'so does one mistyped in its key id');
   t.equal((await env.call('gth_short')).status, 401);
   t.equal(lastReason(env.g), 'token_malformed');
   await env.cli('accounts', 'delete', 'real');

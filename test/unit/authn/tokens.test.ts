@@ -1,5 +1,5 @@
 import t from 'tap';
-import { base62, crc32, crc32Js, hashSecret, issueToken, parseToken, secretMatches } from '../../../src/authn/tokens.js';
+import { base62, crc32, crc32Js, hashSecret, issueToken, parseToken, secretMatches, tokenParts } from '../../../src/authn/tokens.js';
 
 t.test('issueToken() makes <prefix>_<key id>_<secret><checksum> with a 256-bit secret', async (t) => {
   const a = issueToken('gth');
@@ -59,4 +59,15 @@ t.test('tokens issued by earlier releases still parse (checksum unchanged)', asy
   const p = parseToken('gth', 'gth_K8bkOOKVG0kg_XD09SSjX94DtDaLonvJGSJKgjSe9s0vGBGfU8PU4rUy41SMLX');
   t.ok(p.ok);
   for (let i = 0; i < 200; i++) t.ok(parseToken('gth', issueToken('gth').token).ok);
+});
+
+t.test('tokenParts() splits by length and separators only; parseToken() is the full check', async (t) => {
+  const { token, keyId } = issueToken('gth');
+  t.same(tokenParts('gth', token), { keyId, secret: token.slice(17, 60) });
+  t.equal(tokenParts('gth', token.slice(0, -1)), undefined, 'truncated');
+  t.equal(tokenParts('gth', token.replace('_', '-')), undefined, 'wrong separator');
+  t.equal(tokenParts('abc', token), undefined, 'other prefix');
+  const forged = token.slice(0, 30) + '+' + token.slice(31);
+  t.ok(tokenParts('gth', forged), 'digits are not checked here: only an issued token matches its stored hash');
+  t.notOk(parseToken('gth', forged).ok);
 });
