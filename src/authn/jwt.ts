@@ -29,17 +29,29 @@ const PRINTABLE = /^[\x20-\x7e]+$/;
 /** A list element (role, team, scope): printable, no space, and no comma, which would split the identity header list. */
 const LIST_ITEM = /^[\x21-\x2b\x2d-\x7e]+$/;
 
-/** The per-issuer state shared across reloads: the key set and the verified-token cache. */
+/** The per-issuer state shared across reloads: the key set, the verified-token cache and the refused-token cache. */
 export interface IssuerState {
   readonly jwks: JwksCache;
   readonly outcomes: OutcomeCache;
+  readonly refusals: OutcomeCache<GatewayError>;
 }
+
+/**
+ * Refusals that the same token would earn again, and that cost a signature
+ * check (jose checks claims after the signature): remembered, so that a
+ * client retrying with an expired or foreign-audience token does not cost
+ * an ES256/RSA verification per request. Not remembered: an unknown kid
+ * (the key set may gain it), an unavailable JWKS, and claims that only
+ * hold for now (nbf, iat in the future).
+ */
+const LASTING_REFUSALS = new Set(['jwt_expired', 'jwt_too_old', 'jwt_bad_signature', 'jwt_audience', 'jwt_issuer', 'jwt_claim_missing', 'jwt_typ', 'jwt_malformed', 'claim_invalid']);
 
 /** A stand-alone IssuerState (tests, tools); the gateway builds its parts as shared resources instead. */
 export function createIssuerState(name: string, config: IssuerConfig, log: Logger, metrics: Metrics): IssuerState & { close(): void } {
   const jwks = new JwksCache({ name, config, log, metrics });
   const outcomes = new OutcomeCache();
-  return { jwks, outcomes, close: () => (jwks.close(), outcomes.clear()) };
+  const refusals = new OutcomeCache<GatewayError>();
+  return { jwks, outcomes, refusals, close: () => (jwks.close(), outcomes.clear(), refusals.clear()) };
 }
 
 /** The settings a key set depends on: a reload that changes only audience, claims or checks keeps the warm keys. */
@@ -170,6 +182,8 @@ export class JwtAuthenticator implements Authenticator {
     const cacheKey = keyFor(token, ctx);
     const hit = this.#state.outcomes.get(cacheKey);
     if (hit) return hit;
+    const refused = this.#state.refusals.get(cacheKey);
+    if (refused) return this.#refuse(refused, ctx);
     if (!COMPACT_JWS.test(token)) return NOT_RESPONSIBLE;
     let iss: unknown;
     try {
@@ -180,10 +194,15 @@ export class JwtAuthenticator implements Authenticator {
     if (iss !== this.#cfg.issuer) return this.#unclaimed(ctx, 'jwt_issuer', typeof iss === 'string' ? 'JWT issuer is not accepted on this route' : 'JWT has no "iss" claim');
     return this.#verify(token, cacheKey).catch((err: unknown) => {
       const e = refusal(err);
-      // Two issuer entries for one IdP (e.g. two clients with their own audience): the next one may accept it.
-      if (e.reason === 'jwt_audience' && this.#sameIssuerFollows(ctx)) return NOT_RESPONSIBLE;
-      throw e;
+      if (e.reason !== undefined && LASTING_REFUSALS.has(e.reason)) this.#state.refusals.set(cacheKey, e, Date.now() + this.#cfg.jwks_refresh);
+      return this.#refuse(e, ctx);
     });
+  }
+
+  #refuse(e: GatewayError, ctx: RequestContext | undefined): AuthOutcome {
+    // Two issuer entries for one IdP (e.g. two clients with their own audience): the next one may accept it.
+    if (e.reason === 'jwt_audience' && this.#sameIssuerFollows(ctx)) return NOT_RESPONSIBLE;
+    throw e;
   }
 
   /** The token's issuer string, as configured. */
@@ -264,7 +283,8 @@ export const jwtAuthenticators: AuthenticatorFactory = (deps) => {
     );
     // Verified outcomes depend on every setting (audience, claims, checks): a changed issuer starts afresh.
     const outcomes = deps.scope.acquire(`issuer-outcomes:${name}`, JSON.stringify(cfg), () => new OutcomeCache(), (c) => c.clear());
-    out.set(name, new JwtAuthenticator(name, cfg, { jwks, outcomes }));
+    const refusals = deps.scope.acquire(`issuer-refusals:${name}`, JSON.stringify(cfg), () => new OutcomeCache<GatewayError>(), (c) => c.clear());
+    out.set(name, new JwtAuthenticator(name, cfg, { jwks, outcomes, refusals }));
   }
   return out;
 };

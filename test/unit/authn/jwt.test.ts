@@ -322,6 +322,55 @@ t.test('outcome cache: a reused token is verified once, never past exp', async (
   t.equal(await reasonOf(f.auth, token), '401 jwt_expired', 'not served from the cache past exp');
 });
 
+t.test('refusal cache: a refused token is not verified again, unless its refusal may not last', async (t) => {
+  const f = await fixture(t, { jwks_cooldown: '0s' });
+  const now = Math.floor(Date.now() / 1000);
+  const refusedNow = (token: string) => {
+    try {
+      const r = f.auth.authenticate(token, ctxFor(f.auth));
+      if (!(r instanceof Promise)) return 'accepted from the cache';
+      r.catch(() => undefined);
+      return 'verified again';
+    } catch (err) {
+      return (err as GatewayError).reason;
+    }
+  };
+  const lasting = {
+    jwt_expired: await sign(f.ec, { ...good, exp: now - 120 }),
+    jwt_audience: await sign(f.ec, { ...good, aud: 'someone-else' }),
+    jwt_bad_signature: (await sign(f.ec, good)).replace(/\.[^.]+$/, (sig) => '.' + (sig[1] === 'A' ? 'B' : 'A') + sig.slice(2)),
+  };
+  for (const [reason, token] of Object.entries(lasting)) {
+    t.equal(await reasonOf(f.auth, token), `401 ${reason}`, `${reason}: refused`);
+    t.equal(refusedNow(token), reason, `${reason}: refused again at once, without a signature check`);
+  }
+  t.equal(f.state.refusals.size, 3);
+
+  // Not yet valid: it will be, so it is checked again each time.
+  const early = await sign(f.ec, { ...good, nbf: now + 3600 });
+  t.equal(await reasonOf(f.auth, early), '401 jwt_not_yet_valid');
+  t.equal(refusedNow(early), 'verified again');
+
+  // An unknown kid: the key set may gain it, and then the token passes.
+  const rotated = await makeKey('ES256', 'ec-2');
+  const signedByNewKey = await sign(rotated, good);
+  t.equal(await reasonOf(f.auth, signedByNewKey), '401 jwt_kid_unknown');
+  f.idp.keys.push(rotated.publicJwk);
+  t.equal(await reasonOf(f.auth, signedByNewKey), 'accepted', 'accepted once the JWKS has the key');
+
+  // Two entries for one iss: a remembered audience refusal still hands the token on.
+  const cfg2 = issuerConfig({ jwks_uri: f.idp.jwksUri, audience: 'someone-else' });
+  const s2 = createIssuerState('corp2', cfg2, captureLogger([]), f.metrics);
+  t.teardown(() => s2.close());
+  s2.jwks.start();
+  await until(() => s2.jwks.ready());
+  const second = new JwtAuthenticator('corp2', cfg2, s2);
+  for (let i = 0; i < 2; i++) {
+    t.equal(await outcome(f.auth, lasting.jwt_audience, ctxFor(f.auth, second)), NOT_RESPONSIBLE, `the first hands it on (${i + 1})`);
+    t.equal(((await outcome(second, lasting.jwt_audience, ctxFor(f.auth, second))) as Principal).issuer, 'corp2');
+  }
+});
+
 t.test('OutcomeCache is a bounded LRU', async (t) => {
   let now = 0;
   const c = new OutcomeCache(3, () => now);
