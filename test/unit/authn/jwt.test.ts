@@ -54,6 +54,16 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   await new Promise((r) => setTimeout(r, 20));
 }
 
+/** A second, started entry "corp2" for the fixture's iss, with its own audience. */
+async function sameIssuer(t: Test, f: Fixture, audience: string): Promise<JwtAuthenticator> {
+  const cfg = issuerConfig({ jwks_uri: f.idp.jwksUri, audience });
+  const state = createIssuerState('corp2', cfg, captureLogger([]), f.metrics);
+  t.teardown(() => state.close());
+  state.jwks.start();
+  await until(() => state.jwks.ready());
+  return new JwtAuthenticator('corp2', cfg, state);
+}
+
 const ctxFor = (...list: Authenticator[]) => ({ route: { authenticators: list } }) as unknown as RequestContext;
 
 async function outcome(a: Authenticator, token: string, ctx = ctxFor(a)): Promise<Principal | typeof NOT_RESPONSIBLE | GatewayError> {
@@ -183,12 +193,7 @@ t.test('several issuers: an authenticator claims only tokens of its iss; the las
 
 t.test('two issuer entries for one iss: an audience mismatch passes to the next one', async (t) => {
   const f = await fixture(t);
-  const cfg2 = issuerConfig({ jwks_uri: f.idp.jwksUri, audience: 'second-api' });
-  const s2 = createIssuerState('corp2', cfg2, captureLogger([]), f.metrics);
-  t.teardown(() => s2.close());
-  s2.jwks.start();
-  await until(() => s2.jwks.ready());
-  const second = new JwtAuthenticator('corp2', cfg2, s2);
+  const second = await sameIssuer(t, f, 'second-api');
   const ctx = ctxFor(f.auth, second);
   const token = await sign(f.rsa, { ...good, aud: 'second-api' });
   t.equal(await outcome(f.auth, token, ctx), NOT_RESPONSIBLE, 'the first hands it on');
@@ -359,12 +364,7 @@ t.test('refusal cache: a refused token is not verified again, unless its refusal
   t.equal(await reasonOf(f.auth, signedByNewKey), 'accepted', 'accepted once the JWKS has the key');
 
   // Two entries for one iss: a remembered audience refusal still hands the token on.
-  const cfg2 = issuerConfig({ jwks_uri: f.idp.jwksUri, audience: 'someone-else' });
-  const s2 = createIssuerState('corp2', cfg2, captureLogger([]), f.metrics);
-  t.teardown(() => s2.close());
-  s2.jwks.start();
-  await until(() => s2.jwks.ready());
-  const second = new JwtAuthenticator('corp2', cfg2, s2);
+  const second = await sameIssuer(t, f, 'someone-else');
   for (let i = 0; i < 2; i++) {
     t.equal(await outcome(f.auth, lasting.jwt_audience, ctxFor(f.auth, second)), NOT_RESPONSIBLE, `the first hands it on (${i + 1})`);
     t.equal(((await outcome(second, lasting.jwt_audience, ctxFor(f.auth, second))) as Principal).issuer, 'corp2');
