@@ -4,7 +4,9 @@
  * who the token is (or why it is refused), how each allow rule fares, and
  * the decision with its reason. It runs the gateway's own stages (request
  * checks, route match, authenticators, compiled rules), never a copy of
- * them. The token is never printed: only its key id.
+ * them. The token is never printed: only its key id. Exit 0 when the
+ * request would be allowed, 1 when refused (as `kubectl auth can-i`), so
+ * that a script can ask.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -152,9 +154,10 @@ export async function explainCommand(args: string[], io: CliIo): Promise<number>
 }
 
 function report(x: Explanation, json: boolean, io: CliIo): number {
+  const code = x.decision === 'allow' ? EXIT_OK : EXIT_REFUSED;
   if (json) {
     io.out(JSON.stringify(x, null, 2));
-    return EXIT_OK;
+    return code;
   }
   const lines = [`request:   ${x.request.method} ${x.request.host}${x.request.path}`];
   if (x.route) {
@@ -177,5 +180,5 @@ function report(x: Explanation, json: boolean, io: CliIo): number {
   }
   lines.push(`decision:  ${x.decision} (${x.reason}) → ${x.status}`);
   io.out(lines.join('\n'));
-  return EXIT_OK;
+  return code;
 }

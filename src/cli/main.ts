@@ -20,6 +20,7 @@ Commands:
   audit verify [FILE]           check the audit log's hash chain (exit 1 at the first broken line)
   explain [--token T] [--json] METHOD URL
                                 offline: which route, who the token is, each rule, the decision
+                                (exit 0 allowed, 1 refused)
   accounts create NAME --role R [--team T[:ROLE]]... [--expires-in 12mo] [--description D]
   accounts list | show NAME | rotate NAME [--grace 1h] | revoke NAME | delete NAME
                                 manage service accounts (--json on every listing)
