@@ -61,6 +61,10 @@ export class FileStore implements TokenStore {
     return this.#snapshot;
   }
 
+  get exists(): boolean {
+    return this.#lastText !== undefined;
+  }
+
   /** The file's text; undefined when it does not exist (an empty store) and `missingOk`. */
   #readText(missingOk: boolean): string | undefined {
     this.#stamp = stampFile(this.#path);

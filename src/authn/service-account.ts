@@ -124,6 +124,10 @@ export const serviceAccountFactory: AuthenticatorFactory = (deps) => {
           },
         });
         exportExpiry(metrics, s.current());
+        if (mode === 'serve' && !s.exists) {
+          // Also what a mistyped `store:` path looks like: say where the gateway looks.
+          log.warn({ store: s.location }, 'token store does not exist yet: no service-account token is accepted until `gatehouse accounts create` writes it');
+        }
         if (mode === 'serve') s.start();
         return s;
       },

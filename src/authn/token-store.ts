@@ -14,6 +14,8 @@ export * from './store-data.js';
 export interface TokenStore {
   /** Where the store lives, for messages (a path or a URL without credentials). */
   readonly location: string;
+  /** False while the store has never been written (a `file:` store whose file does not exist): an empty store. */
+  readonly exists: boolean;
   /** The last good snapshot, in memory: what the authenticator reads on the hot path. */
   current(): StoreSnapshot;
   /** Reads the store now; throws StoreError when it cannot be read (the last good snapshot stays). */

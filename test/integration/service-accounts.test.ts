@@ -87,6 +87,20 @@ function noSecrets(tt: Test, env: Env, what: string, text: string): void {
   }
 }
 
+t.test('a store that does not exist yet is announced at start with its path, and picked up once created', async (t) => {
+  const env = await setup(t);
+  const warning = env.g.logs.find((l) => l.includes('token store does not exist yet'));
+  t.ok(warning, 'warned at start');
+  t.match(warning, /"level":"warn"/);
+  t.ok(warning?.includes(JSON.stringify(env.store)), 'naming the path the gateway looks at (a mistyped store: path shows here)');
+  const token = await env.create('first', '--role', 'viewer');
+  t.ok((await until(() => env.call(token), 200)) < 2000, 'the first account works within 2 s');
+
+  // A gateway started on the store that now exists says nothing of the kind.
+  const again = await startGateway(t, readFileSync(env.g.configFile, 'utf8'), { 'data/accounts.json': readFileSync(env.store, 'utf8') });
+  t.notOk(again.logs.some((l) => l.includes('token store does not exist yet')));
+});
+
 t.test('a viewer token: 401 without it, 200 with it (identity headers to the upstream), 403 on a write', async (t) => {
   const env = await setup(t);
   const token = await env.create('demo', '--role', 'viewer', '--description', 'demo account');
