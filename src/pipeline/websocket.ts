@@ -1,8 +1,9 @@
 /**
  * WebSocket upgrades: the same checks, route match, authentication and rules
- * as any request, then the connection is handed to http-proxy. Upgraded
- * connections close after `ws_idle_timeout` without traffic and are closed
- * when the gateway shuts down.
+ * as any request, then the connection is handed to http-proxy. The
+ * handshake has the upstream's `timeout` (504 past it); upgraded
+ * connections close after 10 minutes without traffic and are closed when
+ * the gateway shuts down.
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -54,8 +55,20 @@ export function createUpgradeHandler(host: PipelineHost, idleTimeoutMs: () => nu
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
     const ctx = (req as IncomingMessage & { gatehouse?: RequestContext }).gatehouse;
     if (!ctx) return;
-    proxyReq.once('upgrade', () => (ctx.status = 101));
-    proxyReq.once('response', (res: IncomingMessage) => (ctx.status = res.statusCode ?? 502));
+    // The handshake gets the upstream's timeout, as any request does (the upgraded connection then has the idle timeout).
+    const upstream = ctx.route?.upstream as Upstream;
+    const timer = setTimeout(() => {
+      proxyReq.destroy(new GatewayError('GW_UPSTREAM_TIMEOUT', `upstream "${upstream.name}" did not answer the WebSocket handshake within ${upstream.timeoutMs} ms`, { reason: 'upstream_timeout' }));
+    }, upstream.timeoutMs);
+    proxyReq.once('close', () => clearTimeout(timer));
+    proxyReq.once('upgrade', () => {
+      clearTimeout(timer);
+      ctx.status = 101;
+    });
+    proxyReq.once('response', (res: IncomingMessage) => {
+      clearTimeout(timer);
+      ctx.status = res.statusCode ?? 502;
+    });
   });
   const upstreamOpen = new Set<Socket>();
   proxy.on('open', (upstreamSocket: Socket) => {
@@ -99,7 +112,6 @@ export function createUpgradeHandler(host: PipelineHost, idleTimeoutMs: () => nu
         req.headers = headers;
         req.url = upstreamPath(ctx, upstream);
         ctx.upstream = upstream.name;
-        ctx.decision = 'allow';
         (req as IncomingMessage & { gatehouse?: RequestContext }).gatehouse = ctx;
         open.add(socket);
         socket.setTimeout(idleTimeoutMs(), () => socket.destroy());

@@ -64,6 +64,12 @@ t.test('a WebSocket upgrade is proxied and echoes', async (t) => {
   t.equal(req.headers['x-request-id'], 'ws-req-1');
   ws.close();
   await new Promise((r) => ws.once('close', r));
+  let line: string | undefined;
+  for (let i = 0; i < 40 && !line; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    line = g.logs.find((l) => l.includes('"request_id":"ws-req-1"'));
+  }
+  t.match(line, /"status":101,"decision":"allow","reason":"public"/, 'recorded when the connection ends');
 });
 
 t.test('a protected WebSocket route without a token gets 401 and the upstream sees no upgrade', async (t) => {
@@ -97,6 +103,30 @@ t.test('a dead upstream answers an upgrade with 502', async (t) => {
   const g = await startGateway(t, config('http://127.0.0.1:1'));
   const err = (await open(`${g.url.replace('http', 'ws')}/ws/chat`).catch((e: unknown) => e)) as { status?: number };
   t.equal(err.status, 502);
+  await new Promise((r) => setTimeout(r, 50));
+  t.match(g.logs.find((l) => l.includes('"path":"/ws/chat"')), /"status":502,"decision":"error","reason":"upstream_unreachable"/);
+});
+
+t.test('an upstream that never answers the handshake gets 504 after the upstream timeout, not a 10-minute hang', async (t) => {
+  const silent = http.createServer();
+  const held: import('node:stream').Duplex[] = [];
+  silent.on('upgrade', (_req, socket) => held.push(socket)); // accepted, never answered
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    silent.close();
+  });
+  const up = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const g = await startGateway(t, config(up).replace(`url: "${up}/base" }`, `url: "${up}/base", timeout: 300ms }`));
+  const started = Date.now();
+  const err = (await open(`${g.url.replace('http', 'ws')}/ws/chat`).catch((e: unknown) => e)) as { status?: number };
+  const took = Date.now() - started;
+  t.equal(err.status, 504);
+  t.ok(took >= 250 && took < 3000, `answered after ${took} ms (upstream timeout 300 ms)`);
+  t.equal(held.length, 1, 'the upstream did get the handshake');
+  await new Promise((r) => setTimeout(r, 50));
+  const line = g.logs.find((l) => l.includes('"path":"/ws/chat"'));
+  t.match(line, /"status":504,"decision":"error","reason":"upstream_timeout"/, 'recorded as an upstream failure, as for any request');
 });
 
 t.test('WebSocket connections are closed on shutdown', async (t) => {
