@@ -11,6 +11,7 @@ import { ConfigError, formatIssue, loadConfigFile } from './config/load.js';
 import { Resources } from './config/resources.js';
 import { rawProblemResponse, toProblem, GatewayError } from './errors.js';
 import { createLogger, LineBatch } from './log.js';
+import { accountsApiPlugin } from './admin/accounts-api.js';
 import { auditPlugin } from './audit/plugin.js';
 import { Metrics } from './metrics/metrics.js';
 import { metricsPlugin } from './metrics/observe.js';
@@ -38,7 +39,7 @@ export interface ReloadResult {
 /** A part of the gateway that hooks into its lifecycle (audit, metrics, admin API…). */
 export type GatewayPlugin = (gw: Gateway) => void | Promise<void>;
 
-const PLUGINS: GatewayPlugin[] = [metricsPlugin, auditPlugin];
+const PLUGINS: GatewayPlugin[] = [metricsPlugin, auditPlugin, accountsApiPlugin];
 
 export class Gateway implements PipelineHost {
   readonly configFile: string;

@@ -9,6 +9,9 @@ import { STATUS_CODES } from 'node:http';
 export type GatewayErrorCode =
   | 'GW_BAD_REQUEST'
   | 'GW_ROUTE_NOT_FOUND'
+  | 'GW_NOT_FOUND'
+  | 'GW_METHOD_NOT_ALLOWED'
+  | 'GW_CONFLICT'
   | 'GW_UNAUTHENTICATED'
   | 'GW_FORBIDDEN'
   | 'GW_PAYLOAD_TOO_LARGE'
@@ -25,6 +28,9 @@ export type GatewayErrorCode =
 const TITLES: Record<GatewayErrorCode, string> = {
   GW_BAD_REQUEST: 'Bad Request',
   GW_ROUTE_NOT_FOUND: 'Not Found',
+  GW_NOT_FOUND: 'Not Found',
+  GW_METHOD_NOT_ALLOWED: 'Method Not Allowed',
+  GW_CONFLICT: 'Conflict',
   GW_UNAUTHENTICATED: 'Unauthorized',
   GW_FORBIDDEN: 'Forbidden',
   GW_PAYLOAD_TOO_LARGE: 'Content Too Large',
@@ -43,6 +49,9 @@ const TITLES: Record<GatewayErrorCode, string> = {
 const DETAILS: Record<GatewayErrorCode, string> = {
   GW_BAD_REQUEST: 'The request is malformed or ambiguous.',
   GW_ROUTE_NOT_FOUND: 'No route matches this request.',
+  GW_NOT_FOUND: 'The resource does not exist.',
+  GW_METHOD_NOT_ALLOWED: 'The method is not allowed on this resource.',
+  GW_CONFLICT: 'The resource already exists.',
   GW_UNAUTHENTICATED: 'A valid bearer token is required.',
   GW_FORBIDDEN: 'The caller is not allowed to make this request.',
   GW_PAYLOAD_TOO_LARGE: 'The request body is larger than allowed.',
@@ -60,6 +69,9 @@ const DETAILS: Record<GatewayErrorCode, string> = {
 const STATUS: Record<GatewayErrorCode, number> = {
   GW_BAD_REQUEST: 400,
   GW_ROUTE_NOT_FOUND: 404,
+  GW_NOT_FOUND: 404,
+  GW_METHOD_NOT_ALLOWED: 405,
+  GW_CONFLICT: 409,
   GW_UNAUTHENTICATED: 401,
   GW_FORBIDDEN: 403,
   GW_PAYLOAD_TOO_LARGE: 413,
@@ -83,6 +95,12 @@ export interface GatewayErrorOptions {
   headers?: Record<string, string>;
   /** RFC 6750 error for 401/403 responses. */
   bearerError?: 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+  /**
+   * A client-facing detail instead of the generic one: only for what the
+   * caller sent itself and may read back (the admin API's "unknown role"),
+   * never verifier, store or upstream detail.
+   */
+  detail?: string;
 }
 
 export class GatewayError extends Error {
@@ -91,6 +109,7 @@ export class GatewayError extends Error {
   readonly reason: string;
   readonly headers: Record<string, string> | undefined;
   readonly bearerError: GatewayErrorOptions['bearerError'];
+  readonly detail: string | undefined;
 
   constructor(code: GatewayErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -100,6 +119,7 @@ export class GatewayError extends Error {
     this.reason = options.reason ?? code.slice(3).toLowerCase();
     this.headers = options.headers;
     this.bearerError = options.bearerError;
+    this.detail = options.detail;
   }
 }
 
@@ -136,7 +156,7 @@ export function toProblem(err: unknown, requestId: string): Problem {
     type: `https://gatehouse.dev/problems/${e.code.slice(3).toLowerCase().replaceAll('_', '-')}`,
     title: TITLES[e.code],
     status: e.status,
-    detail: DETAILS[e.code],
+    detail: e.detail ?? DETAILS[e.code],
     code: e.code,
     request_id: requestId,
   });

@@ -11,6 +11,13 @@ import { issueToken, newKeyId } from './tokens.js';
 /** A refused operation (unknown account, duplicate name, unknown role…): CLI exit 1. */
 export class AccountError extends Error {
   override name = 'AccountError';
+  /** What kind of refusal: the admin API answers 404, 409 or 400 by it. */
+  readonly kind: 'unknown' | 'exists' | 'invalid';
+
+  constructor(message: string, kind: AccountError['kind'] = 'invalid') {
+    super(message);
+    this.kind = kind;
+  }
 }
 
 export interface AccountPolicy {
@@ -70,7 +77,7 @@ function checkRole(role: string, roles: ReadonlySet<string>): void {
 
 function find(data: StoreData, name: string): Account {
   const a = data.accounts.find((x) => x.name === name);
-  if (!a) throw new AccountError(`unknown account "${name}"`);
+  if (!a) throw new AccountError(`unknown account "${name}"`, 'unknown');
   return a;
 }
 
@@ -101,7 +108,7 @@ export interface Issued {
 export function createAccount(data: StoreData, input: CreateInput, policy: AccountPolicy, now: Date): Issued {
   if (!NAME.test(input.name)) throw new AccountError(`invalid account name "${input.name}": expected letters, digits, ".", "_" or "-" (at most 64 characters)`);
   checkRole(input.role, policy.roles);
-  if (data.accounts.some((a) => a.name === input.name)) throw new AccountError(`account "${input.name}" already exists`);
+  if (data.accounts.some((a) => a.name === input.name)) throw new AccountError(`account "${input.name}" already exists`, 'exists');
   const expires = tokenExpiry(now, input.expiresIn, policy.maxLifetime);
   const { token, stored } = freshToken(data, policy.prefix, now, expires);
   const account: Account = { name: input.name, description: input.description, role: input.role, teams: input.teams, scopes: [], created: now.toISOString(), tokens: [stored] };

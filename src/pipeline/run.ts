@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Runtime } from '../config/compile.js';
+import type { CompiledRoute, Runtime } from '../config/compile.js';
 import { GatewayError, toProblem } from '../errors.js';
 import { RequestContext, type Decision } from './context.js';
 import { observe, type Observer } from './observe.js';
@@ -112,7 +112,12 @@ function onResponseClose(this: TrackedResponse): void {
   observe(r.ctx, r.host.observers, r.host.log);
 }
 
-export function createRequestHandler(host: PipelineHost): (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void {
+/**
+ * The handler of a listener. `routeOf` is for a listener that serves one
+ * route of its own (the admin API): the route instead of a match against
+ * the configuration's routes.
+ */
+export function createRequestHandler(host: PipelineHost, routeOf?: (rt: Runtime) => CompiledRoute): (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void {
   return (req, res, expectContinue = false) => {
     const ctx = new RequestContext(host.runtime, req, res, req.socket);
     ctx.expectContinue = expectContinue;
@@ -123,7 +128,8 @@ export function createRequestHandler(host: PipelineHost): (req: IncomingMessage,
     try {
       host.gate?.(ctx);
       checkRequest(ctx);
-      matchRoute(ctx);
+      if (routeOf === undefined) matchRoute(ctx);
+      else ctx.route = routeOf(ctx.runtime);
       runStages(ctx, host.log, 0);
     } catch (err) {
       fail(ctx, err, host.log);

@@ -4,6 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { runCli } from '../helpers/cli.js';
 
 const DEMO = fileURLToPath(new URL('../../dist/demo/start.js', import.meta.url));
 const SHIPPED = fileURLToPath(new URL('../../gateway.yaml', import.meta.url));
@@ -57,6 +58,18 @@ t.test('npm start: the shipped gateway.yaml with the demo upstream answers a new
   t.equal(body.request_id, echo.headers.get('x-request-id'));
   const closed = await fetch(`${base}/api/hello`);
   t.equal(closed.status, 401, 'a protected route refuses a call without a token');
+
+  // README, the admin API: an account holding gatehouse-admin (declared in the shipped file) lists the accounts.
+  const admin = /"address":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening \(admin\)"/.exec(out)?.[1];
+  const created = await runCli(['accounts', 'create', 'ops-admin', '--role', 'gatehouse-admin', '-c', join(dir, 'gateway.yaml')]);
+  t.equal(created.code, 0, created.stderr);
+  let listed: Response | undefined;
+  for (let i = 0; i < 40 && listed?.status !== 200; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 50));
+    listed = await fetch(`http://127.0.0.1:${admin}/admin/accounts`, { headers: { authorization: `Bearer ${created.stdout.trim()}` } });
+  }
+  t.equal(listed?.status, 200, 'the admin API answers the new admin');
+  t.match(await listed?.json(), [{ name: 'ops-admin', role: 'gatehouse-admin' }]);
   child.kill('SIGTERM');
   t.equal(await exited, 0);
 });
