@@ -1,8 +1,8 @@
 /**
  * The accounts admin API (DESIGN.md §6): the operations of `gatehouse
  * accounts` as JSON over HTTP on the admin listener, for a principal holding
- * the `gatehouse-admin` role (directly, through a team role, or through
- * `includes`). It is served as a route of its own, "gatehouse-admin", by the
+ * the `gatehouse-admin` role as a global role (directly or through
+ * `includes`; a team role does not count). It is served as a route of its own, "gatehouse-admin", by the
  * gateway's own pipeline: every authenticator the configuration has (service
  * accounts and each JWT issuer), the same 401/403 problem responses, one
  * audit record, log line and metric per request, and for each change an

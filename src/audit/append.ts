@@ -4,12 +4,12 @@
  * running gateway, reads the file's last line for the chain, appends, and
  * updates the head: the chain stays valid however the writers interleave.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
-import { chain, GENESIS, hashLine, lastLineSync, writeHeadSync } from './chain.js';
-import { withLockSync } from './lock.js';
+import { chain, GENESIS, hashLine, lastLineAsync, writeHead } from './chain.js';
+import { withLock } from './lock.js';
 import { auditFilePath } from './plugin.js';
 
 export type AccountEvent = 'account.created' | 'token.rotated' | 'token.revoked' | 'account.deleted';
@@ -44,25 +44,29 @@ export function eventBody(e: AuditEvent, now = new Date()): string {
 
 /**
  * Appends events to an audit file (absolute path, or "-" for stdout), safely
- * while a gateway writes the same file. Synchronous: for the CLI.
+ * while a gateway writes the same file. Asynchronous, and so is its wait for
+ * the lock: a caller in the same process as a gateway (the admin tooling,
+ * the tests) lets that gateway finish the flush that holds the lock; a
+ * synchronous wait blocked it until the lock went stale (10 s) and then
+ * broke it in the middle of the flush.
  */
-export function appendAuditEvents(file: string, events: readonly AuditEvent[]): void {
+export async function appendAuditEvents(file: string, events: readonly AuditEvent[]): Promise<void> {
   const bodies = events.map((e) => eventBody(e));
   if (file === '-') {
     process.stdout.write(chain(bodies, GENESIS).buf);
     return;
   }
-  mkdirSync(dirname(file), { recursive: true });
-  withLockSync(file, () => {
-    const fd = openSync(file, 'a+', 0o640);
+  await mkdir(dirname(file), { recursive: true });
+  await withLock(file, async () => {
+    const fh = await open(file, 'a+', 0o640);
     try {
-      const size = fstatSync(fd).size;
-      const line = size === 0 ? undefined : lastLineSync(fd, size);
+      const { size } = await fh.stat();
+      const line = size === 0 ? undefined : await lastLineAsync(fh, size);
       const { buf, last } = chain(bodies, line === undefined ? GENESIS : hashLine(line));
-      writeSync(fd, buf, 0, buf.length);
-      writeHeadSync(file, { hash: last, size: size + buf.length });
+      await fh.write(buf, 0, buf.length);
+      await writeHead(file, { hash: last, size: size + buf.length });
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
   });
 }
@@ -74,6 +78,6 @@ export function auditFileFor(configFile: string, env: NodeJS.ProcessEnv = proces
 }
 
 /** For the accounts CLI: records one event in the audit log of `configFile`. */
-export function recordAccountEvent(configFile: string, e: AuditEvent, env: NodeJS.ProcessEnv = process.env): void {
-  appendAuditEvents(auditFileFor(configFile, env), [e]);
+export function recordAccountEvent(configFile: string, e: AuditEvent, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  return appendAuditEvents(auditFileFor(configFile, env), [e]);
 }

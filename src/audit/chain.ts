@@ -5,7 +5,7 @@
  * hash and byte size of the log after the last write, so that an edited or
  * removed *last* line is caught too — a chain alone cannot see those.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { sha256 } from '../util/sha256.js';
 
@@ -194,13 +194,7 @@ export function readHead(file: string): Head | undefined {
   }
 }
 
-/** Atomic (write + rename) so that a crash never leaves a torn head. */
-export function writeHeadSync(file: string, head: Head): void {
-  const tmp = `${headPath(file)}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(head) + '\n');
-  renameSync(tmp, headPath(file));
-}
-
+/** Atomic (write + rename) so that a crash never leaves a torn head; written under the audit lock. */
 export async function writeHead(file: string, head: Head): Promise<void> {
   const tmp = `${headPath(file)}.${process.pid}.tmp`;
   await writeFile(tmp, JSON.stringify(head) + '\n');

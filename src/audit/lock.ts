@@ -3,7 +3,6 @@
  * the CLI, so that appends from both keep one valid hash chain. A lock older
  * than STALE_MS is from a crashed writer and is broken.
  */
-import { openSync, closeSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { open, stat, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -22,7 +21,7 @@ export class LockTimeoutError extends Error {
   override name = 'LockTimeoutError';
 }
 
-/** Runs `fn` holding the lock (async, for the gateway). */
+/** Runs `fn` holding the lock: the gateway's flushes and the CLI's account events alike. */
 export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
   const lock = lockPath(file);
   const deadline = Date.now() + WAIT_MS;
@@ -47,47 +46,5 @@ export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T
     return await fn();
   } finally {
     await unlink(lock).catch(() => undefined);
-  }
-}
-
-/** Runs `fn` holding the lock (sync, for the CLI). */
-export function withLockSync<T>(file: string, fn: () => T): T {
-  const lock = lockPath(file);
-  const deadline = Date.now() + WAIT_MS;
-  const shared = new Int32Array(new SharedArrayBuffer(4));
-  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-    try {
-      const fd = openSync(lock, 'wx');
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let mtime: number | undefined;
-      try {
-        mtime = statSync(lock).mtimeMs;
-      } catch {
-        mtime = undefined;
-      }
-      if (mtime !== undefined && isStale(mtime)) {
-        try {
-          unlinkSync(lock);
-        } catch {
-          /* another process broke it first */
-        }
-        continue;
-      }
-      if (Date.now() > deadline) throw new LockTimeoutError(`Cannot lock ${file}: ${lock} is held by another process`);
-      Atomics.wait(shared, 0, 0, delay);
-    }
-  }
-  try {
-    return fn();
-  } finally {
-    try {
-      unlinkSync(lock);
-    } catch {
-      /* already gone */
-    }
   }
 }

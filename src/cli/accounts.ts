@@ -48,7 +48,7 @@ const OPTIONS = {
  * gateway's records. Never a token: key ids only. A failure to audit does not
  * undo the change (the token may already exist); it is reported on stderr.
  */
-export function onAccountEvent(events: AuditEvent[], ctx: { auditFile: string; io: CliIo }): void {
+export async function onAccountEvent(events: AuditEvent[], ctx: { auditFile: string; io: CliIo }): Promise<void> {
   if (events.length === 0) return;
   // "-" means stdout for the gateway; here stdout carries the token alone, so use stderr.
   if (ctx.auditFile === '-') {
@@ -56,7 +56,7 @@ export function onAccountEvent(events: AuditEvent[], ctx: { auditFile: string; i
     return;
   }
   try {
-    appendAuditEvents(ctx.auditFile, events);
+    await appendAuditEvents(ctx.auditFile, events);
   } catch (err) {
     ctx.io.err(`warning: the change is done, but its audit record could not be written to "${ctx.auditFile}": ${(err as Error).message}`);
   }
@@ -172,14 +172,14 @@ export async function accountsCommand(args: string[], io: CliIo): Promise<number
         const r = await store.update((data) =>
           createAccount(data, { name: name!, role: values.role!, teams, description: values.description ?? '', expiresIn: values['expires-in'] ?? '12mo' }, policy, now),
         );
-        emit({ event: 'account.created', account: r.account.name, key_id: r.keyId, role: r.account.role, teams: r.account.teams, expires: r.expires });
+        await emit({ event: 'account.created', account: r.account.name, key_id: r.keyId, role: r.account.role, teams: r.account.teams, expires: r.expires });
         io.err(`Created service account "${r.account.name}" (role ${r.account.role}, key id ${r.keyId}, expires ${day(r.expires)}).\nWARNING: the token below is shown only this once. Store it in a secret manager now; it cannot be shown again.`);
         io.out(json ? JSON.stringify({ name: r.account.name, key_id: r.keyId, expires: r.expires, token: r.token }) : r.token);
         return EXIT_OK;
       }
       case 'rotate': {
         const r = await store.update((data) => rotateToken(data, name!, { grace: values.grace, expiresIn: values['expires-in'] ?? '12mo' }, policy, now));
-        emit({ event: 'token.rotated', account: r.account.name, key_id: r.keyId, expires: r.expires, previous: r.previous.map((p) => ({ key_id: p.keyId, until: p.until })) });
+        await emit({ event: 'token.rotated', account: r.account.name, key_id: r.keyId, expires: r.expires, previous: r.previous.map((p) => ({ key_id: p.keyId, until: p.until })) });
         const old = r.previous.map((p) => `${p.keyId} ${Date.parse(p.until) <= now.getTime() ? 'revoked now' : `valid until ${day(p.until)}`}`).join('; ') || 'none';
         io.err(`Rotated the token of service account "${r.account.name}": new key id ${r.keyId}, expires ${day(r.expires)}; previous: ${old}.\nWARNING: the token below is shown only this once. Store it in a secret manager now; it cannot be shown again.`);
         io.out(json ? JSON.stringify({ name: r.account.name, key_id: r.keyId, expires: r.expires, token: r.token, previous: r.previous.map((p) => ({ key_id: p.keyId, until: p.until })) }) : r.token);
@@ -187,14 +187,14 @@ export async function accountsCommand(args: string[], io: CliIo): Promise<number
       }
       case 'revoke': {
         const ids = await store.update((data) => revokeAccount(data, name!, now));
-        emit(...ids.map((id) => ({ event: 'token.revoked', account: name!, key_id: id, reason: 'revoked_by_operator' })));
+        await emit(...ids.map((id) => ({ event: 'token.revoked', account: name!, key_id: id, reason: 'revoked_by_operator' })));
         if (json) io.out(JSON.stringify({ name, revoked: ids }));
         else io.out(ids.length ? `revoked ${ids.length} token${ids.length === 1 ? '' : 's'} of "${name}": ${ids.join(', ')}` : `"${name}" had no valid token; nothing to revoke`);
         return EXIT_OK;
       }
       case 'delete': {
         const a = await store.update((data) => deleteAccount(data, name!));
-        emit({ event: 'account.deleted', account: a.name, key_ids: a.tokens.map((t) => t.key_id) });
+        await emit({ event: 'account.deleted', account: a.name, key_ids: a.tokens.map((t) => t.key_id) });
         if (json) io.out(JSON.stringify({ name: a.name, deleted: true }));
         else io.out(`deleted service account "${a.name}" and its ${a.tokens.length} token${a.tokens.length === 1 ? '' : 's'}`);
         return EXIT_OK;

@@ -86,9 +86,11 @@ t.test('only a gatehouse-admin principal gets in: 401 without a token, 403 witho
   const viewer = await env.api('GET', '/admin/accounts', env.viewer);
   t.equal(viewer.status, 403);
   t.equal((await env.api('GET', '/admin/accounts', await env.jwt(['viewer']))).status, 403, 'nor a JWT without it');
+  const teamOnly = await runCli(['accounts', 'create', 'team-admin', '--role', 'viewer', '--team', 'platform:gatehouse-admin', '-c', env.g.configFile]);
+  t.equal((await env.api('GET', '/admin/accounts', teamOnly.stdout.trim())).status, 403, 'nor gatehouse-admin held only in a team');
   const ok = await env.api('GET', '/admin/accounts', env.root);
   t.equal(ok.status, 200);
-  t.same(ok.json.map((a: { name: string }) => a.name).sort(), ['reader', 'root']);
+  t.same(ok.json.map((a: { name: string }) => a.name).sort(), ['reader', 'root', 'team-admin']);
   t.equal(ok.headers.get('cache-control'), 'no-store');
   t.equal((await env.api('GET', '/admin/accounts', await env.jwt(['gatehouse-admin']))).status, 200, 'a JWT whose roles claim holds it');
 
@@ -99,12 +101,13 @@ t.test('only a gatehouse-admin principal gets in: 401 without a token, 403 witho
       [401, 'deny', 'token_missing'],
       [403, 'deny', 'role_missing'],
       [403, 'deny', 'role_missing'],
+      [403, 'deny', 'role_missing'],
       [200, 'allow', 'granted'],
       [200, 'allow', 'granted'],
     ],
     'every admin request is audited, refused ones too',
   );
-  t.match(records[3], { principal: { kind: 'service_account', subject: 'root' } });
+  t.match(records[4], { principal: { kind: 'service_account', subject: 'root' } });
 });
 
 t.test('create, show, rotate, revoke and delete work on the running gateway; tokens appear only in their one answer', async (t) => {

@@ -5,7 +5,7 @@ import t from 'tap';
 import { AuditLog } from '../../../src/audit/audit-log.js';
 import { appendAuditEvents, eventBody } from '../../../src/audit/append.js';
 import { readHead, verifyText } from '../../../src/audit/chain.js';
-import { lockPath, withLock, withLockSync } from '../../../src/audit/lock.js';
+import { lockPath, withLock } from '../../../src/audit/lock.js';
 import { cut, isoTime, MAX_FIELD } from '../../../src/audit/record.js';
 import { captureLogger } from '../../helpers/gateway.js';
 
@@ -60,7 +60,7 @@ t.test('appendAuditEvents() continues a file written by the gateway and the gate
   const a = await AuditLog.open({ file, flushInterval: 10_000, log: captureLogger([]) });
   a.append('{"n":1}');
   await a.flush();
-  appendAuditEvents(file, [{ event: 'account.created', account: 'robot', key_id: 'k1' }]);
+  await appendAuditEvents(file, [{ event: 'account.created', account: 'robot', key_id: 'k1' }]);
   a.append('{"n":2}');
   await a.close();
   const text = readFileSync(file, 'utf8');
@@ -79,7 +79,7 @@ t.test('records buffered while another writer appends are chained after its line
   a.append('{"n":2}');
   a.append('{"n":3}');
   // The CLI writes while two records wait, chained on the gateway's last line.
-  appendAuditEvents(file, [{ event: 'token.revoked', account: 'robot', key_id: 'k1' }]);
+  await appendAuditEvents(file, [{ event: 'token.revoked', account: 'robot', key_id: 'k1' }]);
   const flushing = a.flush();
   // Appended while that write is under way: they must follow the re-chained lines.
   a.append('{"n":4}');
@@ -126,15 +126,32 @@ t.test('a write failure is counted once per record, reported, and retried', asyn
   t.ok(logs.some((l) => l.includes('AUDIT RECORDS LOST')));
 });
 
+t.test('appendAuditEvents() waits for a held lock without blocking the event loop', async (t) => {
+  // A gateway in the same process (the admin tooling, the tests) holds the lock across awaits while it
+  // flushes: a synchronous wait blocked it from releasing, until the lock went stale 10 s later.
+  const file = join(t.testdir(), 'audit.log');
+  let released = false;
+  const holder = withLock(file, async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    released = true;
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 20);
+  await appendAuditEvents(file, [{ event: 'account.created', account: 'robot', key_id: 'k1' }]);
+  clearInterval(timer);
+  await holder;
+  t.ok(released, 'written once the holder released the lock');
+  t.ok(ticks >= 5, `the event loop ran meanwhile (${ticks} ticks of 20 ms)`);
+  t.equal(verifyText(readFileSync(file, 'utf8')).ok, true);
+});
+
 t.test('locks: a stale lock is broken, a held one waits', async (t) => {
   const file = join(t.testdir(), 'audit.log');
   writeFileSync(lockPath(file), '999999\n');
   const { utimesSync } = await import('node:fs');
   utimesSync(lockPath(file), new Date(0), new Date(0));
-  t.equal(withLockSync(file, () => 1), 1, 'stale lock broken (sync)');
-  writeFileSync(lockPath(file), '999999\n');
-  utimesSync(lockPath(file), new Date(0), new Date(0));
-  t.equal(await withLock(file, async () => 2), 2, 'stale lock broken (async)');
+  t.equal(await withLock(file, async () => 2), 2, 'stale lock broken');
   let order = '';
   await Promise.all([withLock(file, async () => { order += 'a'; await new Promise((r) => setTimeout(r, 30)); order += 'A'; }), withLock(file, async () => { order += 'b'; order += 'B'; })]);
   t.ok(order === 'aAbB' || order === 'bBaA', `serialized: ${order}`);
