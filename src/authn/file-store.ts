@@ -17,12 +17,11 @@
  *   it throws; later the last good snapshot keeps serving and the error is
  *   reported (logged and counted by the caller).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
-import { hostname } from 'node:os';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { FilePoll, stampFile } from '../util/file-poll.js';
+import { acquireLock, LockBusyError } from '../util/lock-file.js';
 import type { StoreOptions, TokenStore } from './token-store.js';
 import { emptyStore, parseStoreText, StoreError, StoreSnapshot, storeFileSchema, type StoreData } from './store-data.js';
 
@@ -163,77 +162,17 @@ export class FileStore implements TokenStore {
   }
 
   async #lock(): Promise<() => void> {
-    const deadline = Date.now() + LOCK_TIMEOUT_MS;
     try {
       mkdirSync(dirname(this.#path), { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new StoreError('lock', `Cannot create the directory of token store "${this.#path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
-    const mine = JSON.stringify({ pid: process.pid, host: hostname(), time: new Date().toISOString(), nonce: randomBytes(6).toString('hex') });
-    for (;;) {
-      try {
-        const fd = openSync(this.#lockPath, 'wx', 0o600);
-        try {
-          writeSync(fd, mine);
-        } finally {
-          closeSync(fd);
-        }
-        return () => {
-          try {
-            // Only remove our own lock (it may have been broken as stale and re-taken).
-            if (readFileSync(this.#lockPath, 'utf8') === mine) unlinkSync(this.#lockPath);
-          } catch {
-            // gone already
-          }
-        };
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EEXIST') throw new StoreError('lock', `Cannot lock token store "${this.#path}": ${code ?? (err as Error).message}`, { cause: err });
-      }
-      const held = this.#staleLock();
-      if (held === 'stale') continue;
-      if (Date.now() > deadline) {
-        throw new StoreError('lock', `Cannot lock token store "${this.#path}": "${this.#lockPath}" is held (${held}); if no gatehouse process is running, remove that file`);
-      }
-      await sleep(5 + Math.floor(Math.random() * 25));
-    }
-  }
-
-  /** Breaks a stale lock and returns 'stale', or describes the live holder. */
-  #staleLock(): string {
-    let text: string;
-    let mtime: number;
     try {
-      text = readFileSync(this.#lockPath, 'utf8');
-      mtime = statSync(this.#lockPath).mtimeMs;
-    } catch {
-      return 'stale'; // released meanwhile: try again at once
+      return await acquireLock(this.#lockPath, { timeoutMs: LOCK_TIMEOUT_MS, staleMs: LOCK_STALE_MS });
+    } catch (err) {
+      if (err instanceof LockBusyError) throw new StoreError('lock', `Cannot lock token store "${this.#path}": ${err.message}; if no gatehouse process is running, remove that file`, { cause: err });
+      throw new StoreError('lock', `Cannot lock token store "${this.#path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
-    let owner: { pid?: number; host?: string } = {};
-    try {
-      owner = JSON.parse(text) as typeof owner;
-    } catch {
-      // Being written right now, or left empty by a crash: judge by age only.
-    }
-    const age = Date.now() - mtime;
-    let dead = false;
-    if (owner.pid !== undefined && owner.host === hostname() && owner.pid !== process.pid) {
-      try {
-        process.kill(owner.pid, 0);
-      } catch (err) {
-        dead = (err as NodeJS.ErrnoException).code === 'ESRCH';
-      }
-    }
-    if (dead || age > LOCK_STALE_MS) {
-      try {
-        // Re-check right before breaking it, so as not to remove a lock taken meanwhile.
-        if (readFileSync(this.#lockPath, 'utf8') === text) unlinkSync(this.#lockPath);
-      } catch {
-        // someone else broke it
-      }
-      return 'stale';
-    }
-    return `by pid ${owner.pid ?? '?'} on ${owner.host ?? '?'} for ${Math.round(age)} ms`;
   }
 
   recordUse(keyId: string, atMs: number): void {

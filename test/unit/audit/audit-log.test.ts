@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
@@ -152,6 +153,20 @@ t.test('locks: a stale lock is broken, a held one waits', async (t) => {
   const { utimesSync } = await import('node:fs');
   utimesSync(lockPath(file), new Date(0), new Date(0));
   t.equal(await withLock(file, async () => 2), 2, 'stale lock broken');
+  // A fresh lock whose owner process is gone (a gateway killed mid-flush) is broken at once, not after STALE_MS.
+  writeFileSync(lockPath(file), JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), time: new Date().toISOString() }));
+  const started = Date.now();
+  t.equal(await withLock(file, async () => 3), 3);
+  t.ok(Date.now() - started < 1000, `a dead owner's lock is broken at once (${Date.now() - started} ms)`);
+  // A live owner's lock is waited for, however fresh or old its file looks within STALE_MS.
+  writeFileSync(lockPath(file), JSON.stringify({ pid: process.ppid, host: hostname(), time: new Date().toISOString() }));
+  let done = false;
+  const waiting = withLock(file, async () => (done = true));
+  await new Promise((r) => setTimeout(r, 150));
+  t.notOk(done, 'waits while the owner lives');
+  (await import('node:fs')).unlinkSync(lockPath(file));
+  await waiting;
+  t.ok(done);
   let order = '';
   await Promise.all([withLock(file, async () => { order += 'a'; await new Promise((r) => setTimeout(r, 30)); order += 'A'; }), withLock(file, async () => { order += 'b'; order += 'B'; })]);
   t.ok(order === 'aAbB' || order === 'bBaA', `serialized: ${order}`);
