@@ -76,8 +76,3 @@ export function auditFileFor(configFile: string, env: NodeJS.ProcessEnv = proces
   const { config, source } = loadConfigFile(configFile, env);
   return auditFilePath(config.audit.file, source.baseDir);
 }
-
-/** For the accounts CLI: records one event in the audit log of `configFile`. */
-export function recordAccountEvent(configFile: string, e: AuditEvent, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  return appendAuditEvents(auditFileFor(configFile, env), [e]);
-}

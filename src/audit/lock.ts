@@ -6,7 +6,7 @@
  */
 import { acquireLock, LockBusyError } from '../util/lock-file.js';
 
-export const STALE_MS = 30_000;
+const STALE_MS = 30_000;
 const WAIT_MS = 15_000;
 
 export function lockPath(file: string): string {
