@@ -11,10 +11,10 @@ import { startUpstream } from '../helpers/upstream.js';
 
 const BIN = resolve('dist/cli/bin.js');
 
-/** recordAccountEvent() from another process (the built dist/). */
+/** An account event appended from another process, as the accounts CLI appends it (the built dist/). */
 function cliEvent(configFile: string, e: Record<string, string>): Promise<void> {
   const mod = resolve('dist/audit/append.js');
-  const code = `import { recordAccountEvent } from ${JSON.stringify(mod)}; recordAccountEvent(${JSON.stringify(configFile)}, ${JSON.stringify(e)});`;
+  const code = `import { appendAuditEvents, auditFileFor } from ${JSON.stringify(mod)}; await appendAuditEvents(auditFileFor(${JSON.stringify(configFile)}), [${JSON.stringify(e)}]);`;
   return new Promise((res, rej) => {
     const c = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: 'inherit' });
     c.on('exit', (status) => (status === 0 ? res() : rej(new Error(`exit ${status}`))));
@@ -138,7 +138,7 @@ t.test('account events from the CLI and the running gateway share one valid chai
   const file = join(g.dir, 'audit.log');
   for (let i = 0; i < 30; i++) {
     await fetch(`${g.url}/api/${i}`, { headers: { authorization: `Bearer sa-robot-viewer` } }).then((r) => r.arrayBuffer());
-    // Another process, as the accounts CLI is (its lock is synchronous).
+    // Another process, as the accounts CLI is.
     if (i % 10 === 0) await cliEvent(g.configFile, { event: 'token.rotated', account: 'robot', key_id: `key_${i}` });
     if (i % 5 === 0) void auditLogOf(g.gw)!.flush();
   }
