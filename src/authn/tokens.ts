@@ -136,24 +136,22 @@ export function tokenParts(prefix: string, token: string): { keyId: string; secr
 }
 
 /**
- * Splits a token that starts with `<prefix>_`; checks shape and checksum only
- * (no store access). The problem text never contains the token.
+ * Splits a token that starts with `<prefix>_`; checks shape, digits and
+ * checksum (no store access). The problem text never contains the token.
  */
 export function parseToken(prefix: string, token: string): ParsedToken {
   const head = prefix.length + 1;
   const expected = head + KEY_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH;
   if (token.length !== expected) return { ok: false, problem: `token has ${token.length} characters, expected ${expected}` };
+  const parts = tokenParts(prefix, token);
+  if (!parts) return { ok: false, problem: 'token does not have the <prefix>_<key id>_<secret> shape' };
   const secretAt = head + KEY_ID_LENGTH + 1;
   const sumAt = secretAt + SECRET_LENGTH;
-  if (!token.startsWith(prefix) || token.charCodeAt(head - 1) !== 0x5f || token.charCodeAt(secretAt - 1) !== 0x5f) {
-    return { ok: false, problem: 'token does not have the <prefix>_<key id>_<secret> shape' };
-  }
   if (!isBase62(token, head, secretAt - 1) || !isBase62(token, secretAt, expected)) return { ok: false, problem: 'token has characters outside base62' };
   // The checksum's digits as a number (62^6 > 2^32), compared with the CRC: no string built.
   if (crc32(token.slice(0, sumAt)) !== base62Value(token, sumAt, expected)) return { ok: false, problem: 'token checksum does not match (mistyped or truncated)' };
-  return { ok: true, keyId: token.slice(head, secretAt - 1), secret: token.slice(secretAt, sumAt) };
+  return { ok: true, ...parts };
 }
-
 
 /** Constant-time comparison of a presented secret against a stored hex hash (its bytes, or the hex text). */
 export function secretMatches(secret: string, storedHash: Buffer | string): boolean {
