@@ -19,7 +19,7 @@ import { RequestContext } from './pipeline/context.js';
 import { observe, requestLogger, type Observer } from './pipeline/observe.js';
 import { createRequestHandler, type PipelineHost } from './pipeline/run.js';
 import { createUpgradeHandler, type UpgradeHandler } from './pipeline/websocket.js';
-import { FilePoll, stampFile, type Stamps } from './util/file-poll.js';
+import { FilePoll, type Stamps } from './util/file-poll.js';
 import { clientErrorStatus, closeServer, createHttpsServer, listen, serverOptions, type ListenAddress } from './server/listen.js';
 
 export interface GatewayOptions {
@@ -85,9 +85,9 @@ export class Gateway implements PipelineHost {
     const log = opts.log ?? createLogger();
     const configFile = resolve(opts.configFile);
     const resources = new Resources((err, key) => log.warn({ err, resource: key }, 'resource did not close cleanly'));
-    // Stamped before they are read, so that a change made at any time after is seen.
-    const stamps: Stamps = new Map([[configFile, stampFile(configFile)]]);
-    const { config, source } = loadConfigFile(configFile);
+    // The files this load reads, each stamped before it is read: a change made at any time after is seen.
+    const stamps: Stamps = new Map();
+    const { config, source } = loadConfigFile(configFile, process.env, stamps);
     const scope = resources.scope();
     const metrics = new Metrics();
     let runtime: Runtime;
@@ -226,9 +226,9 @@ export class Gateway implements PipelineHost {
     if (this.draining) return { ok: false, error: new Error('shutting down') };
     const scope = this.resources.scope();
     let result: ReloadResult;
-    const stamps: Stamps = new Map([[this.configFile, stampFile(this.configFile)]]);
+    const stamps: Stamps = new Map();
     try {
-      const { config, source } = loadConfigFile(this.configFile);
+      const { config, source } = loadConfigFile(this.configFile, process.env, stamps);
       const next = compile(config, source, { scope, stamps, log: this.log, metrics: this.metrics, mode: 'serve' });
       const prev = this.runtime;
       this.runtime = next;

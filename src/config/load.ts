@@ -4,6 +4,7 @@
  * line, column and key path, and says what was expected.
  */
 import { readFileSync } from 'node:fs';
+import { stampFile, type Stamps } from '../util/file-poll.js';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { configSchema, type Config } from './schema.js';
@@ -163,7 +164,9 @@ export function keysAt(schema: unknown, path: ConfigPath): string[] | undefined 
   return undefined;
 }
 
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): { config: Config; source: ConfigSource } {
+/** Reads and validates gateway.yaml; `stamps` receives its stamp, taken before the read (for the file watcher, util/file-poll.ts). */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, stamps?: Stamps): { config: Config; source: ConfigSource } {
+  stamps?.set(file, stampFile(file));
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -74,7 +74,7 @@ export class FilePoll {
       const changed = paths.filter((p, i) => stamps.get(p) !== now[i]);
       // Tracked anew meanwhile: those stamps are newer than this round's baseline.
       if (changed.length === 0 || stamps !== this.#stamps) return;
-      for (const p of changed) stamps.set(p, now[paths.indexOf(p)] as string);
+      paths.forEach((p, i) => stamps.set(p, now[i] as string));
       this.#onChange(changed);
     } finally {
       this.#busy = false;
