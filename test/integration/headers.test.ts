@@ -193,6 +193,24 @@ t.test("repeated upstream headers reach the client as they were; the upstream's 
   t.same(values('vary'), ['Accept', 'Origin'], 'other repeated headers too');
 });
 
+t.test('response header values that are not ASCII reach the client byte for byte', async (t) => {
+  // What a legacy upstream sends as raw bytes: UTF-8 (not Latin-1) in a header value.
+  const utf8 = Buffer.from('Zoë Müller, 東京', 'utf8').toString('latin1');
+  const latin1 = Buffer.from('café', 'latin1').toString('latin1');
+  const up = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, ['X-Owner', utf8, 'X-Place', latin1, 'Content-Disposition', `attachment; filename="${utf8}.txt"`, 'Content-Length', '2']);
+    res.end(Buffer.from('ok')); // a Buffer: with a string body Node would encode the head as UTF-8 too
+  });
+  const { gw } = await startGateway(t, config(up.url));
+  const reply = await rawRequest(gw.addresses.http!.port, requestText(['GET /open/x HTTP/1.1', 'Host: api.test', 'Connection: close']));
+  const p = parseReply(reply);
+  t.equal(p.status, 200, 'relayed, not refused as an invalid header');
+  t.equal(p.headers['x-owner'], utf8, 'UTF-8 bytes unchanged');
+  t.equal(p.headers['x-place'], latin1, 'Latin-1 bytes unchanged');
+  t.equal(p.headers['content-disposition'], `attachment; filename="${utf8}.txt"`);
+  t.equal(p.body, 'ok');
+});
+
 t.test('traceparent passes through; method and URL overrides are removed', async (t) => {
   const up = await startUpstream(t);
   const { url } = await startGateway(t, config(up.url));
