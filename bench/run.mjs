@@ -32,6 +32,8 @@ const DURATION = Number(env.BENCH_DURATION ?? (QUICK ? 2 : 5));
 const ROUNDS = Number(env.BENCH_ROUNDS ?? (QUICK ? 1 : 5));
 const WARMUP = Number(env.BENCH_WARMUP ?? (QUICK ? 1 : 2));
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
+/** Paired rounds per production setup and reference (0: none); see pairedPhase(). */
+const PAIRED_ROUNDS = Number(env.BENCH_PAIRED_ROUNDS ?? (QUICK ? 1 : 3));
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
 const PATH = '/bench/hello';
@@ -257,7 +259,7 @@ function summarize(results) {
   return out;
 }
 
-function budget(summary) {
+function budget(summary, paired = {}) {
   const bare = summary.bare;
   const fastify = summary.fastify;
   const checks = [];
@@ -266,6 +268,13 @@ function budget(summary) {
     if (bare) checks.push({ scenario: key, rule: 'req/s ≥ 0.75 × bare', value: s.rps / bare.rps, pass: s.rps >= 0.75 * bare.rps });
     if (fastify) checks.push({ scenario: key, rule: 'req/s ≥ 1.3 × @fastify/http-proxy', value: s.rps / fastify.rps, pass: s.rps >= 1.3 * fastify.rps });
     if (bare) checks.push({ scenario: key, rule: 'p99 ≤ bare p99 + 2 ms', value: s.p99 - bare.p99, pass: s.p99 <= bare.p99 + 2 });
+  }
+  for (const [key, refs] of Object.entries(paired)) {
+    const floor = { bare: 0.75, fastify: 1.3 };
+    for (const [ref, m] of Object.entries(refs)) {
+      const rule = `req/CPU-s ≥ ${floor[ref]} × ${ref === 'bare' ? 'bare' : '@fastify/http-proxy'}, paired`;
+      checks.push({ scenario: key, rule, value: m.ratio, pass: m.ratio >= floor[ref], paired: true });
+    }
   }
   return checks;
 }
@@ -295,12 +304,61 @@ function printTable(results, summary) {
   }
 }
 
+// ---------------------------------------------------------------- paired
+
+/**
+ * The throughput budget measured with the noise paired out. In the
+ * alternating rounds each proxy meets whatever the machine is doing in its
+ * own 5 seconds; on this virtual machine the bare proxy alone moved from
+ * 55 to 105 µs per request within one run, enough to turn a FAIL into a
+ * PASS. Here a production setup and a reference proxy run AT THE SAME TIME
+ * on the same core, each driven by its own wrk, so both meet the same
+ * noise. Their requests/s are not compared as such: the scheduler does not
+ * split the core evenly (Gatehouse's file writes run on threads of their
+ * own; it got 54% of the core against the bare proxy's 46% in one round).
+ * What is compared is requests per second of CPU (the inverse of CPU time
+ * per request, all threads): the throughput ratio the two would show on a
+ * core each, as `npm run bench:paired` compares two revisions. p99 is not
+ * compared here: two proxies sharing a core delay each other's requests.
+ */
+async function pairedPhase(targets) {
+  const byKey = new Map(targets.map(([sc, t]) => [sc.key, t]));
+  const out = {};
+  const raw = {};
+  for (const key of [...byKey.keys()].filter((k) => k.startsWith('gatehouse-prod'))) {
+    for (const ref of ['bare', 'fastify']) {
+      const a = byKey.get(key);
+      const b = byKey.get(ref);
+      if (!a || !b) continue;
+      process.stdout.write(`  paired ${key} with ${ref} (requests per CPU-second, ratio):`);
+      const rounds = [];
+      for (let i = 0; i < PAIRED_ROUNDS; i++) {
+        const pids = [processTree(a.pid), processTree(b.pid)];
+        const cpu0 = pids.map(cpuMicros);
+        const [ra, rb] = await Promise.all([wrk(a, DURATION, CONNECTIONS), wrk(b, DURATION, CONNECTIONS)]);
+        const used = pids.map((p, j) => cpuMicros(p) - cpu0[j]);
+        const cpu = used.map((u, j) => u / [ra, rb][j].requests);
+        const clean = !ra.non2xx && !ra.socketErrors && !rb.non2xx && !rb.socketErrors;
+        // The ratio stands for CPU per request only while the two fill the core between them.
+        const coreBusy = (used[0] + used[1]) / (DURATION * 1e6);
+        rounds.push({ rps: ra.rps, refRps: rb.rps, rpsRatio: ra.rps / rb.rps, cpuUsPerRequest: cpu[0], refCpuUsPerRequest: cpu[1], coreBusy, clean });
+        process.stdout.write(` ${(cpu[1] / cpu[0]).toFixed(2)}×${clean ? '' : '(!errors)'}${coreBusy < 0.9 ? `(core only ${Math.round(coreBusy * 100)}% busy)` : ''}`);
+      }
+      process.stdout.write('\n');
+      (raw[key] ??= {})[ref] = rounds;
+      const use = rounds.filter((r) => r.clean);
+      if (use.length) (out[key] ??= {})[ref] = { ratio: median(use.map((r) => r.refCpuUsPerRequest / r.cpuUsPerRequest)), rpsRatio: median(use.map((r) => r.rpsRatio)), rounds: use.length };
+    }
+  }
+  return { summary: out, rounds: raw };
+}
+
 // ---------------------------------------------------------------- main
 
 let tmp;
 
 async function main() {
-  const limitMs = (SCENARIOS.length * (ROUNDS * (DURATION + 2) + WARMUP + 30) + 300) * 1000;
+  const limitMs = (SCENARIOS.length * (ROUNDS * (DURATION + 2) + WARMUP + 30) + 4 * PAIRED_ROUNDS * (DURATION + 2) + 300) * 1000;
   setTimeout(() => {
     console.error(`bench: time limit of ${Math.round(limitMs / 1000)} s exceeded; stopping`);
     void stopAll().finally(() => process.exit(1));
@@ -326,7 +384,7 @@ async function main() {
     cpuModel: os.cpus()[0]?.model,
     loadavgStart: os.loadavg(),
     pinning: PIN ? { gateway: GW_CPU, loadAndUpstream: LOAD_CPU } : null,
-    settings: { duration: DURATION, rounds: ROUNDS, warmup: WARMUP, connections: CONNECTIONS, wrkThreads: 1, path: PATH, gatehouseLogLevel: LOG_LEVEL },
+    settings: { duration: DURATION, rounds: ROUNDS, pairedRounds: PAIRED_ROUNDS, warmup: WARMUP, connections: CONNECTIONS, wrkThreads: 1, path: PATH, gatehouseLogLevel: LOG_LEVEL },
   };
 
   console.log('Gatehouse benchmark (issue 6)');
@@ -378,22 +436,23 @@ async function main() {
     process.stdout.write('\n');
   }
 
+  const paired = PAIRED_ROUNDS > 0 ? await pairedPhase(targets) : { summary: {}, rounds: {} };
   meta.loadavgEnd = os.loadavg();
   meta.finished = new Date().toISOString();
   const summary = summarize(results);
   printTable(results, summary);
   console.log(`ratios: scenario ÷ (1) direct, (2) nginx, (3a) bare proxy; medians over ${ROUNDS} round(s); load average at the end ${meta.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}`);
   console.log('CPU µs/req: user+system CPU time of the proxy under test (all threads and processes) per request served — steadier than req/s on a busy machine');
-  const checks = budget(summary);
+  const checks = budget(summary, paired.summary);
   if (checks.length) {
-    console.log('\nbudget (issue 6), production setup:');
-    for (const c of checks) console.log(`  ${c.pass ? 'PASS' : 'FAIL'}  ${pad(c.scenario, 22)} ${pad(c.rule, 36)} ${c.rule.startsWith('p99') ? `${c.value >= 0 ? '+' : ''}${c.value.toFixed(2)} ms` : `${c.value.toFixed(2)}×`}`);
+    console.log('\nbudget (issue 6), production setup (alternating rounds; "paired": requests per CPU-second, run at the same time as the reference on the same core — the steadier figure on a busy machine):');
+    for (const c of checks) console.log(`  ${c.pass ? 'PASS' : 'FAIL'}  ${pad(c.scenario, 22)} ${pad(c.rule, 44)} ${c.rule.startsWith('p99') ? `${c.value >= 0 ? '+' : ''}${c.value.toFixed(2)} ms` : `${c.value.toFixed(2)}×`}`);
   }
 
   const dir = join(BENCH, 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `bench-${meta.started.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ meta, results, summary, budget: checks }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ meta, results, summary, paired, budget: checks }, null, 2) + '\n');
   console.log(`\nraw figures: ${file}`);
 }
 
