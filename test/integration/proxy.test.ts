@@ -85,6 +85,18 @@ t.test('proxy keeps method, path, query and body intact', async (t) => {
 t.test('multi-MB bodies stream both ways; a chunked request body arrives whole', async (t) => {
   const big = randomBytes(6 * 1024 * 1024);
   const up = await startUpstream(t, (req, res, body) => {
+    if (req.url === '/open/sized') {
+      // With Content-Length, written in pieces: the gateway ends the response with the last one.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(big.length) });
+      for (let i = 0; i < big.length; i += 256 * 1024) res.write(big.subarray(i, i + 256 * 1024));
+      res.end();
+      return;
+    }
+    if (req.url === '/open/small') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '5' });
+      res.end('small');
+      return;
+    }
     if (req.url === '/open/download') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       // Written in pieces, without Content-Length: chunked back through the gateway.
@@ -101,6 +113,30 @@ t.test('multi-MB bodies stream both ways; a chunked request body arrives whole',
   t.equal(down.status, 200);
   t.equal(down.body.length, big.length, 'whole download');
   t.equal(sha(down.body), sha(big), 'download intact');
+
+  const sized = await send(`${url}/open/sized`);
+  t.equal(sized.headers['content-length'], String(big.length), 'Content-Length relayed, not chunked');
+  t.equal(sized.body.length, big.length, 'whole sized download');
+  t.equal(sha(sized.body), sha(big), 'sized download intact');
+
+  // Small responses one after another on one kept-alive connection: each ends where its body ends.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const sockets = new Set<unknown>();
+  for (let i = 0; i < 5; i++) {
+    const r = await new Promise<{ status: number; body: string; cl: string | undefined }>((resolve, reject) => {
+      http
+        .get(`${url}/open/small`, { agent }, (res) => {
+          sockets.add(res.socket);
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, cl: res.headers['content-length'] }));
+        })
+        .on('error', reject);
+    });
+    t.same(r, { status: 200, body: 'small', cl: '5' }, `small response ${i + 1}`);
+  }
+  t.equal(sockets.size, 1, 'all five on one connection');
 
   const upload = await send(`${url}/open/upload`, { method: 'POST', body: big, headers: { 'content-length': String(big.length) } });
   t.equal(upload.status, 200);
