@@ -127,6 +127,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
     if (!this.res.write(chunk)) {
+      // A response that cannot be written any more never drains: paused, the request would hold its connection until the timeout.
+      if (hungUp(this.res)) return c.abort(new Error('client went away'));
       c.pause();
       this.res.once('drain', () => c.resume());
     }
@@ -167,6 +169,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
 const NO_OPTIONS: ForwardOptions = {};
 
+/** The client connection is closed (or closing): nothing more can be written to it. */
+function hungUp(res: ServerResponse): boolean {
+  return res.destroyed || res.socket?.destroyed === true;
+}
+
 /** Forwards the request; resolves when the response has been fully relayed (or intercepted). */
 export function forward(ctx: RequestContext, upstream: Upstream, opts: ForwardOptions = NO_OPTIONS): Promise<'done' | 'intercepted'> {
   return new Promise((resolve, reject) => dispatch(ctx, upstream, opts, resolve, reject));
@@ -185,6 +192,12 @@ function dispatch(
 ): void {
   const res = ctx.res;
   if (!res) throw new Error('forward() needs a response');
+  if (hungUp(res)) {
+    // The caller hung up while an earlier stage waited (a token fetch, a JWT check): nobody to forward for.
+    ctx.reason ??= 'client_aborted';
+    resolve?.('done');
+    return;
+  }
   ctx.upstream = upstream.name;
   let headers = upstreamRequestHeaders(ctx, false);
   if (opts.extraHeaders) headers = withCredentialHeaders(headers, opts.extraHeaders);

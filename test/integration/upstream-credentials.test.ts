@@ -504,3 +504,40 @@ t.test('audit records and metrics name credential problems and carry no secret',
   t.notOk(audit.includes('caller-secret-token'));
   assertNoSecrets(t, [audit, metrics, ...logs], ts);
 });
+
+t.test('a client that hangs up while the upstream token is fetched is not forwarded, and holds no upstream connection', async (t) => {
+  const ts = await startTokenServer(t, CLIENT);
+  ts.mode = 'slow';
+  ts.slowMs = 400;
+  const up = await startGuardedUpstream(t, ts);
+  // Two connections to the upstream: two stuck requests would block every later one.
+  const { url, gw, logs } = await startGateway(t, config(up.url, ts, '').replace('timeout: 5s', 'timeout: 5s\n    connections: 2'), files);
+  const port = gw.addresses.http!.port;
+  const net = await import('node:net');
+  // Four callers send a request and hang up 100 ms later, while the token request is still out.
+  await Promise.all(
+    Array.from({ length: 4 }, () => new Promise<void>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.write('GET /api/gone HTTP/1.1\r\nHost: api.test\r\n\r\n');
+        setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 100);
+      });
+      s.on('error', () => resolve());
+    })),
+  );
+  t.ok(await until(() => ts.issued.length === 1), 'the token arrives');
+  ts.mode = 'ok';
+  const started = Date.now();
+  const res = await fetch(`${url}/api/after`);
+  t.equal(res.status, 200, await res.text());
+  t.ok(Date.now() - started < 2000, `a later request is answered at once (${Date.now() - started} ms), not after the upstream timeout`);
+  t.same(up.requests.map((r) => r.url), ['/after'], 'the departed callers were not forwarded');
+  const gone = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.path === '/api/gone');
+  t.same(
+    gone.map((l) => [l.status, l.decision, l.reason]),
+    Array.from({ length: 4 }, () => [499, 'error', 'client_aborted']),
+    'each departed caller is still recorded, once',
+  );
+});
