@@ -31,6 +31,9 @@ function handler(req, res) {
       },
       onResponseData(c, chunk) {
         if (!res.write(chunk)) {
+          // The client went away: abort, or the paused request would hold its upstream connection for ever
+          // (200 clients that hung up before their answer used to stall the whole pool).
+          if (res.destroyed || res.socket?.destroyed !== false) return c.abort(new Error('client went away'));
           c.pause();
           res.once('drain', () => c.resume());
         }
