@@ -144,7 +144,7 @@ try {
     const before = sides.map((s) => cpuMicros([s.pid]));
     const out = await Promise.all(sides.map((s) => wrk(s.target, DURATION, CONNECTIONS)));
     sides.forEach((s, i) => {
-      if (out[i].non2xx || out[i].socketErrors) throw new Error(`${s.label}: ${out[i].non2xx} non-2xx answers, ${out[i].socketErrors} socket errors`);
+      if (!out[i].requests || out[i].non2xx || out[i].socketErrors) throw new Error(`${s.label}: ${out[i].requests} requests, ${out[i].non2xx} non-2xx answers, ${out[i].socketErrors} socket errors`);
       s.us.push((cpuMicros([s.pid]) - before[i]) / out[i].requests);
       s.rps.push(out[i].rps);
     });

@@ -338,11 +338,12 @@ async function pairedPhase(targets) {
         const [ra, rb] = await Promise.all([wrk(a, DURATION, CONNECTIONS), wrk(b, DURATION, CONNECTIONS)]);
         const used = pids.map((p, j) => cpuMicros(p) - cpu0[j]);
         const cpu = used.map((u, j) => u / [ra, rb][j].requests);
-        const clean = !ra.non2xx && !ra.socketErrors && !rb.non2xx && !rb.socketErrors;
+        // A proxy that answered nothing (stalled) must not make the other look good.
+        const clean = ra.requests > 0 && rb.requests > 0 && !ra.non2xx && !ra.socketErrors && !rb.non2xx && !rb.socketErrors;
         // The ratio stands for CPU per request only while the two fill the core between them.
         const coreBusy = (used[0] + used[1]) / (DURATION * 1e6);
         rounds.push({ rps: ra.rps, refRps: rb.rps, rpsRatio: ra.rps / rb.rps, cpuUsPerRequest: cpu[0], refCpuUsPerRequest: cpu[1], coreBusy, clean });
-        process.stdout.write(` ${(cpu[1] / cpu[0]).toFixed(2)}×${clean ? '' : '(!errors)'}${coreBusy < 0.9 ? `(core only ${Math.round(coreBusy * 100)}% busy)` : ''}`);
+        process.stdout.write(` ${(cpu[1] / cpu[0]).toFixed(2)}×${clean ? '' : `(!errors: ${ra.requests} and ${rb.requests} requests, ${ra.non2xx + rb.non2xx} non-2xx, ${ra.socketErrors + rb.socketErrors} socket errors)`}${coreBusy < 0.9 ? `(core only ${Math.round(coreBusy * 100)}% busy)` : ''}`);
       }
       process.stdout.write('\n');
       (raw[key] ??= {})[ref] = rounds;
