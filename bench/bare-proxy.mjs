@@ -33,7 +33,7 @@ function handler(req, res) {
         if (!res.write(chunk)) {
           // The client went away: abort, or the paused request would hold its upstream connection for ever
           // (200 clients that hung up before their answer used to stall the whole pool).
-          if (res.destroyed || res.socket?.destroyed !== false) return c.abort(new Error('client went away'));
+          if (res.destroyed || res.socket?.destroyed === true) return c.abort(new Error('client went away'));
           c.pause();
           res.once('drain', () => c.resume());
         }
