@@ -188,6 +188,7 @@ export class AuditLog {
       this.#prev = await linkInSlices(batch, this.#prev);
       const out = o.stdout ?? process.stdout;
       for (const part of batch.parts()) out.write(part);
+      batch.dispose();
       return;
     }
     if (!this.#pending.count) {
@@ -245,6 +246,7 @@ export class AuditLog {
     const { bytesWritten } = await this.#fh!.writev(batch.parts());
     if (bytesWritten !== bytes) throw new Error(`short write to ${file}: ${bytesWritten} of ${bytes} bytes`);
     batch.release();
+    batch.dispose();
     this.#prev = last;
     this.#size = size + bytes;
     await writeHead(file, { hash: last, size: this.#size });

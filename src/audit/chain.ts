@@ -32,34 +32,56 @@ const CHUNK_BYTES = 64 * 1024;
 const spare: Buffer[] = [];
 const MAX_SPARE = 32;
 
+/** Per record: its chunk, where its line starts, where its prev hole is. */
+const META = 3;
+/** Records whose places a fresh batch has room for. */
+const META_RECORDS = 1024;
+/** Place tables of written batches, reused (off the JS heap, like the chunks). */
+const spareMeta: Int32Array[] = [];
+const MAX_SPARE_META = 4;
+
 /**
  * Records staged as the lines they become, each with a hole for its `prev`:
  * `{…body…,"prev":"<64 bytes>"}` and a newline. A record is encoded once, when
  * it arrives, off the JS heap (issue 6: a batch of record strings waited up
  * to a flush interval, survived two scavenges and was collected as old
- * objects); link() fills the holes in order and hashes each line where it
- * lies; parts() are the bytes to append. withPrev() and hashLine() line by
- * line, without a line string.
+ * objects), and so are the places of its line (arrays of them, grown and
+ * copied while a batch filled, were promoted too); link() fills the holes
+ * in order and hashes each line where it lies; parts() are the bytes to
+ * append. withPrev() and hashLine() line by line, without a line string.
  */
 export class ChainBatch {
   #chunks: Buffer[] = [];
   #used: number[] = [];
-  /** Per record: its chunk, where its line starts, where its prev hole is. */
-  #chunkOf: number[] = [];
-  #start: number[] = [];
-  #hole: number[] = [];
+  /** META numbers per record (see META), records 0 … #end - 1. */
+  #meta: Int32Array = spareMeta.pop() ?? new Int32Array(META_RECORDS * META);
+  #end = 0;
   /** Records before this index were dropped (dropOldest). */
   #first = 0;
   #bytes = 0;
 
   /** Records staged (and not dropped). */
   get count(): number {
-    return this.#start.length - this.#first;
+    return this.#end - this.#first;
   }
 
   /** Bytes of their lines, newlines included. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  #place(chunk: number, start: number, hole: number): void {
+    let meta = this.#meta;
+    const at = this.#end * META;
+    if (at + META > meta.length) {
+      const grown = new Int32Array(Math.max(META_RECORDS * META, meta.length * 2));
+      grown.set(meta);
+      meta = this.#meta = grown;
+    }
+    meta[at] = chunk;
+    meta[at + 1] = start;
+    meta[at + 2] = hole;
+    this.#end++;
   }
 
   /** Stages one serialized record: a JSON object, without `prev`. */
@@ -85,16 +107,14 @@ export class ChainBatch {
     buf[off++] = 0x0a;
     this.#used[c] = off;
     this.#bytes += off - start;
-    this.#chunkOf.push(c);
-    this.#start.push(start);
-    this.#hole.push(hole);
+    this.#place(c, start, hole);
   }
 
   /** Forgets the oldest record (the batch is over its limit while the log cannot be written). */
   dropOldest(): void {
     if (this.count === 0) return;
-    const i = this.#first++;
-    this.#bytes -= (this.#hole[i] as number) + HASH_HEX + 3 - (this.#start[i] as number);
+    const at = this.#first++ * META;
+    this.#bytes -= (this.#meta[at + 2] as number) + HASH_HEX + 3 - (this.#meta[at + 1] as number);
   }
 
   /**
@@ -103,12 +123,14 @@ export class ChainBatch {
    * call continues from the hash the previous one returned.
    */
   link(prev: string, from = 0, to = this.count): string {
+    const meta = this.#meta;
     let last = prev;
     for (let i = this.#first + from; i < this.#first + to; i++) {
-      const buf = this.#chunks[this.#chunkOf[i] as number] as Buffer;
-      const hole = this.#hole[i] as number;
+      const at = i * META;
+      const buf = this.#chunks[meta[at] as number] as Buffer;
+      const hole = meta[at + 2] as number;
       buf.write(last, hole, 'latin1');
-      last = hashLine(buf.subarray(this.#start[i] as number, hole + HASH_HEX + 2));
+      last = hashLine(buf.subarray(meta[at + 1] as number, hole + HASH_HEX + 2));
     }
     return last;
   }
@@ -116,10 +138,11 @@ export class ChainBatch {
   /** The staged lines in order, as views of the batch's buffers. */
   parts(): Buffer[] {
     if (this.count === 0) return [];
-    const first = this.#chunkOf[this.#first] as number;
+    const at = this.#first * META;
+    const first = this.#meta[at] as number;
     const out: Buffer[] = [];
     for (let c = first; c < this.#chunks.length; c++) {
-      out.push((this.#chunks[c] as Buffer).subarray(c === first ? (this.#start[this.#first] as number) : 0, this.#used[c] as number));
+      out.push((this.#chunks[c] as Buffer).subarray(c === first ? (this.#meta[at + 1] as number) : 0, this.#used[c] as number));
     }
     return out;
   }
@@ -129,36 +152,55 @@ export class ChainBatch {
     for (const c of this.#chunks) if (c.length === CHUNK_BYTES && spare.length < MAX_SPARE) spare.push(c);
     this.#chunks = [];
     this.#used = [];
-    this.#chunkOf = [];
-    this.#start = [];
-    this.#hole = [];
+    this.#end = 0;
+    this.#first = 0;
+    this.#bytes = 0;
+  }
+
+  /**
+   * The batch is done with (written, or emptied into another): its place
+   * table goes back for reuse and it holds no records. Its chunks stay
+   * where they are: parts() handed out may still be in a write.
+   */
+  dispose(): void {
+    if (this.#meta.length > 0 && this.#meta.length <= META_RECORDS * META * 64 && spareMeta.length < MAX_SPARE_META) spareMeta.push(this.#meta);
+    this.#meta = new Int32Array(0);
+    this.#chunks = [];
+    this.#used = [];
+    this.#end = 0;
     this.#first = 0;
     this.#bytes = 0;
   }
 
   /** Moves `newer`'s records behind this batch's (a failed batch takes back what arrived meanwhile). */
   append(newer: ChainBatch): void {
-    for (let i = newer.#first; i < newer.#start.length; i++) {
-      this.#chunkOf.push((newer.#chunkOf[i] as number) + this.#chunks.length);
-      this.#start.push(newer.#start[i] as number);
-      this.#hole.push(newer.#hole[i] as number);
-    }
+    // Records dropped from the front stay dropped; their chunks are released once they hold nothing kept.
+    const offset = this.#chunks.length;
     this.#chunks.push(...newer.#chunks);
     this.#used.push(...newer.#used);
     this.#bytes += newer.#bytes;
-    // Records dropped from the front stay dropped; their chunks are released once they hold nothing kept.
-    const first = this.count === 0 ? this.#chunks.length : (this.#chunkOf[this.#first] as number);
+    for (let i = newer.#first; i < newer.#end; i++) {
+      const at = i * META;
+      this.#place((newer.#meta[at] as number) + offset, newer.#meta[at + 1] as number, newer.#meta[at + 2] as number);
+    }
+    const first = this.count === 0 ? this.#chunks.length : (this.#meta[this.#first * META] as number);
     if (first > 0) {
       this.#chunks.splice(0, first);
       this.#used.splice(0, first);
-      for (let i = this.#first; i < this.#chunkOf.length; i++) this.#chunkOf[i] = (this.#chunkOf[i] as number) - first;
     }
-    this.#chunkOf.splice(0, this.#first);
-    this.#start.splice(0, this.#first);
-    this.#hole.splice(0, this.#first);
+    // The kept records move to the front of the place table, their chunk numbers shifted with the chunks.
+    const meta = this.#meta;
+    const kept = this.count;
+    for (let k = 0; k < kept; k++) {
+      const from = (this.#first + k) * META;
+      const to = k * META;
+      meta[to] = (meta[from] as number) - first;
+      meta[to + 1] = meta[from + 1] as number;
+      meta[to + 2] = meta[from + 2] as number;
+    }
     this.#first = 0;
-    newer.#chunks = [];
-    newer.release();
+    this.#end = kept;
+    newer.dispose();
   }
 }
 
@@ -171,6 +213,7 @@ export function chain(bodies: readonly string[], prev: string): { buf: Buffer; l
   for (const body of bodies) batch.add(body);
   const last = batch.link(prev);
   const parts = batch.parts();
+  batch.dispose();
   return { buf: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), last };
 }
 

@@ -3,8 +3,12 @@
  * upstream's timeout, so they fall due in the order they were added: a FIFO
  * and one timer, armed for the oldest exchange still under way, replace a
  * timer per request (issue 6: setTimeout + clearTimeout were ~0.5 µs and a
- * Timeout object per request). Finished exchanges leave a hole that the
- * timer skips when it fires.
+ * Timeout object per request). A finished exchange leaves a hole; the head
+ * moves past holes as soon as the oldest exchange finishes, and the arrays
+ * are compacted every COMPACT_AT of them, so that they hold about the
+ * exchanges under way rather than a whole timeout's worth of requests
+ * (issue 6: grown to 10 s of requests between timer runs, they were copied
+ * into the old generation again and again and cost major GCs).
  */
 export interface Expiring {
   /** The deadline passed while the exchange was still under way. */
@@ -39,7 +43,23 @@ export class DeadlineQueue {
   /** The exchange is over: its deadline no longer matters. */
   remove(ticket: number): void {
     const i = ticket - this.#base;
-    if (i >= this.#head && i < this.#items.length) this.#items[i] = undefined;
+    if (i < this.#head || i >= this.#items.length) return;
+    this.#items[i] = undefined;
+    if (i === this.#head) this.#skipFinished();
+  }
+
+  /** Moves the head past finished exchanges; compacts the arrays once enough are behind it. */
+  #skipFinished(): void {
+    const items = this.#items;
+    let head = this.#head;
+    while (head < items.length && items[head] === undefined) head++;
+    if (head > COMPACT_AT || (head > 0 && head === items.length)) {
+      items.splice(0, head);
+      this.#due.splice(0, head);
+      this.#base += head;
+      head = 0;
+    }
+    this.#head = head;
   }
 
   /** Exchanges under way or not yet skipped (tests). */
@@ -49,6 +69,11 @@ export class DeadlineQueue {
     return n;
   }
 
+  /** Entries held, finished or not: about the exchanges under way, not every request of the last timeout (tests). */
+  get held(): number {
+    return this.#items.length;
+  }
+
   /** Stops the timer (the upstream is closed); pending exchanges no longer expire. */
   close(): void {
     clearTimeout(this.#timer);
@@ -56,14 +81,8 @@ export class DeadlineQueue {
   }
 
   #arm(now: number): void {
+    this.#skipFinished();
     const items = this.#items;
-    while (this.#head < items.length && items[this.#head] === undefined) this.#head++;
-    if (this.#head > COMPACT_AT) {
-      items.splice(0, this.#head);
-      this.#due.splice(0, this.#head);
-      this.#base += this.#head;
-      this.#head = 0;
-    }
     if (this.#head === items.length) {
       this.#timer = undefined;
       return;

@@ -1,7 +1,7 @@
 import { openSync, closeSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chain, ChainBatch, GENESIS, hashLine, lastLineAsync, lastLineSync, tailHashSync, verifyText, withPrev } from '../../../src/audit/chain.js';
 
 /** chain()'s bytes as text. */
@@ -95,6 +95,16 @@ function reference(bodies: string[], prev: string): { text: string; last: string
 
 const joined = (parts: Buffer[]) => Buffer.concat(parts).toString('utf8');
 
+/** The batch, linked after GENESIS, is exactly the reference lines of `kept`: text, last hash and byte count. */
+function holdsExactly(t: Test, batch: ChainBatch, kept: string[]): void {
+  t.equal(batch.count, kept.length);
+  const last = batch.link(GENESIS);
+  const ref = reference(kept, GENESIS);
+  t.equal(joined(batch.parts()), ref.text);
+  t.equal(last, ref.last);
+  t.equal(batch.bytes, Buffer.byteLength(ref.text));
+}
+
 t.test('ChainBatch: staged lines linked in pieces are the reference lines, across chunks and beyond ASCII', async (t) => {
   const bodies = Array.from({ length: 300 }, (_, i) => JSON.stringify({ n: i, ua: i % 7 ? 'curl/8' : 'Mozilla/5.0 (ü) 𝄞' }));
   bodies.push(JSON.stringify({ big: 'x'.repeat(100_000) }), '{}', '{"after":"big"}');
@@ -124,13 +134,7 @@ t.test('ChainBatch: dropped records are gone; a failed batch takes back the newe
   batch.append(newer);
   t.equal(newer.count, 0, 'the newer batch is emptied');
   t.equal(newer.bytes, 0);
-  const kept = [...old.slice(150), '{"new":1}', '{"new":2}'];
-  t.equal(batch.count, kept.length);
-  const last = batch.link(GENESIS);
-  const ref = reference(kept, GENESIS);
-  t.equal(joined(batch.parts()), ref.text);
-  t.equal(last, ref.last);
-  t.equal(batch.bytes, Buffer.byteLength(ref.text));
+  holdsExactly(t, batch, [...old.slice(150), '{"new":1}', '{"new":2}']);
   // Dropping everything leaves nothing to write.
   while (batch.count) batch.dropOldest();
   t.same(batch.parts(), []);
@@ -153,4 +157,39 @@ t.test('ChainBatch: a written batch gives its memory back; the next batch in it 
   const ref = reference(bodies, GENESIS);
   t.equal(joined(next.parts()), ref.text, 'no byte of the earlier batch shows through');
   t.equal(last, ref.last);
+});
+
+t.test('ChainBatch: thousands of records (a busy flush interval) and a failed batch taking back thousands more stay in order', async (t) => {
+  const old = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ old: i, pad: 'q'.repeat(i % 50) }));
+  const batch = new ChainBatch();
+  for (const b of old) batch.add(b);
+  for (let i = 0; i < 700; i++) batch.dropOldest();
+  const newer = new ChainBatch();
+  const fresh = Array.from({ length: 1800 }, (_, i) => JSON.stringify({ fresh: i }));
+  for (const b of fresh) newer.add(b);
+  batch.append(newer);
+  holdsExactly(t, batch, [...old.slice(700), ...fresh]);
+});
+
+t.test('ChainBatch: a batch done with hands its memory on; batches made after it hold only their own lines', async (t) => {
+  const done = new ChainBatch();
+  for (let i = 0; i < 3000; i++) done.add(JSON.stringify({ done: i }));
+  done.link(GENESIS);
+  const written = joined(done.parts());
+  done.release();
+  done.dispose();
+  t.equal(done.count, 0);
+  t.same(done.parts(), []);
+  for (let round = 0; round < 3; round++) {
+    const next = new ChainBatch();
+    const bodies = Array.from({ length: 10 + round }, (_, i) => JSON.stringify({ round, i }));
+    for (const b of bodies) next.add(b);
+    const last = next.link(GENESIS);
+    const ref = reference(bodies, GENESIS);
+    t.equal(joined(next.parts()), ref.text, `round ${round}: no record of an earlier batch shows through`);
+    t.equal(last, ref.last);
+    next.release();
+    next.dispose();
+  }
+  t.ok(written.split('\n').length > 3000, 'the first batch was whole');
 });

@@ -68,3 +68,38 @@ t.test('close() stops the timer: nothing expires after it', async (t) => {
   await sleep(60);
   t.same(expired, []);
 });
+
+t.test('under steady load the queue holds about the exchanges under way, not a timeout of requests', async (t) => {
+  // 30 s timeout: before, every request of those 30 s stayed in the arrays until the timer ran.
+  const q = new DeadlineQueue(30_000);
+  t.teardown(() => q.close());
+  const expired: string[] = [];
+  const inFlight: number[] = [];
+  let most = 0;
+  for (let i = 0; i < 50_000; i++) {
+    inFlight.push(q.add(exchange(expired, `r${i}`), performance.now()));
+    // 50 under way; they finish a little out of order, as responses do.
+    if (inFlight.length > 50) q.remove(inFlight.splice(i % 3, 1)[0]!);
+    most = Math.max(most, q.held);
+  }
+  t.equal(q.size, 50);
+  t.ok(most < 5_000, `held at most ${most} entries for 50 exchanges under way (50 000 requests)`);
+  for (const tk of inFlight) q.remove(tk);
+  t.equal(q.size, 0);
+  t.equal(q.held, 0, 'nothing held once all have finished');
+  t.same(expired, []);
+});
+
+t.test('one slow exchange at the head: those behind it finish, and it still expires on time', async (t) => {
+  const q = new DeadlineQueue(60);
+  t.teardown(() => q.close());
+  const expired: string[] = [];
+  const start = performance.now();
+  q.add(exchange(expired, 'slow'), start);
+  for (let i = 0; i < 6000; i++) q.remove(q.add(exchange(expired, `fast${i}`), performance.now()));
+  t.equal(q.size, 1);
+  while (expired.length === 0 && performance.now() - start < 2000) await sleep(5);
+  t.same(expired, ['slow']);
+  t.ok(performance.now() - start >= 59, 'not before its deadline');
+  t.equal(q.held, 0);
+});
