@@ -150,11 +150,7 @@ export class ChainBatch {
   /** The batch has been written and its parts are no longer referenced: its chunks go back for reuse, and it is empty. */
   release(): void {
     for (const c of this.#chunks) if (c.length === CHUNK_BYTES && spare.length < MAX_SPARE) spare.push(c);
-    this.#chunks = [];
-    this.#used = [];
-    this.#end = 0;
-    this.#first = 0;
-    this.#bytes = 0;
+    this.#empty();
   }
 
   /**
@@ -165,6 +161,10 @@ export class ChainBatch {
   dispose(): void {
     if (this.#meta.length > 0 && this.#meta.length <= META_RECORDS * META * 64 && spareMeta.length < MAX_SPARE_META) spareMeta.push(this.#meta);
     this.#meta = new Int32Array(0);
+    this.#empty();
+  }
+
+  #empty(): void {
     this.#chunks = [];
     this.#used = [];
     this.#end = 0;

@@ -7,8 +7,8 @@
  * moves past holes as soon as the oldest exchange finishes, and the arrays
  * are compacted every COMPACT_AT of them, so that they hold about the
  * exchanges under way rather than a whole timeout's worth of requests
- * (issue 6: grown to 10 s of requests between timer runs, they were copied
- * into the old generation again and again and cost major GCs).
+ * (issue 6: grown to a timeout of requests between timer runs, they were
+ * copied as they grew and ended in the old generation).
  */
 export interface Expiring {
   /** The deadline passed while the exchange was still under way. */
