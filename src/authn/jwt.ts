@@ -146,14 +146,13 @@ function isLastJwt(a: Authenticator, list: readonly Authenticator[] | undefined)
   return lastJwt.get(list) === a;
 }
 
-/** A route's JWT authenticators ask in turn about the same token: hash it once per request (kept on the context: a WeakMap entry per request cost more in GC than the hash). */
+/**
+ * The verified-token cache key: SHA-256 of the token, worked out once per
+ * token on a connection for all of a route's JWT issuers (token-memo.ts).
+ */
 function keyFor(token: string, ctx: RequestContext | undefined): string {
-  if (!ctx) return OutcomeCache.key(token);
-  if (ctx.tokenKeyOf === token) return ctx.tokenKey as string;
-  const key = OutcomeCache.key(token);
-  ctx.tokenKeyOf = token;
-  ctx.tokenKey = key;
-  return key;
+  const memo = ctx?.tokenMemo;
+  return memo === undefined ? OutcomeCache.key(token) : (memo.jwtKey ??= OutcomeCache.key(token));
 }
 
 export class JwtAuthenticator implements Authenticator {

@@ -2,7 +2,8 @@
  * The `service_account` authenticator: claims bearer tokens that start with
  * `<prefix>_`, checks shape and checksum without touching the store, then
  * looks the key id up in the store's in-memory snapshot and compares the
- * secret's SHA-256 in constant time.
+ * secret's SHA-256 in constant time — once per token and snapshot on a
+ * connection (token-memo.ts); expiry and revocation on every request.
  */
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
@@ -13,7 +14,7 @@ import { unauthenticated } from '../pipeline/authenticate.js';
 import { tokenStatus, tokenTimes, type TokenTimes } from './accounts.js';
 import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator, type Principal } from './authenticator.js';
 import type { AuthenticatorFactory } from './index.js';
-import { openTokenStore, StoreError, type StoreSnapshot, type StoredToken, type TokenStore } from './token-store.js';
+import { openTokenStore, StoreError, type StoreSnapshot, type StoredToken, type TokenEntry, type TokenStore } from './token-store.js';
 import type { Account } from './store-data.js';
 import { parseToken, secretMatches, tokenParts } from './tokens.js';
 
@@ -23,6 +24,15 @@ interface Known {
   /** The stored SHA-256 of the secret, as the bytes of its hex. */
   readonly hash: Buffer;
   readonly principal: Principal;
+}
+
+/** A token that matched its stored record: what the connection's memo keeps (token-memo.ts), valid while the snapshot is current. */
+interface Found {
+  readonly by: ServiceAccountAuthenticator;
+  readonly snapshot: StoreSnapshot;
+  readonly entry: TokenEntry;
+  readonly known: Known;
+  readonly keyId: string;
 }
 
 export class ServiceAccountAuthenticator implements Authenticator {
@@ -42,9 +52,29 @@ export class ServiceAccountAuthenticator implements Authenticator {
 
   authenticate(token: string, ctx?: RequestContext): AuthOutcome {
     if (!token.startsWith(this.#claim)) return NOT_RESPONSIBLE;
+    const snapshot = this.store.current();
+    const memo = ctx?.tokenMemo;
+    let found = memo?.serviceAccount as Found | undefined;
+    // The connection's token matched this record in this snapshot before: no hash to compare again (token-memo.ts).
+    if (found === undefined || found.by !== this || found.snapshot !== snapshot) {
+      found = this.#find(token, snapshot, ctx);
+      if (memo !== undefined) memo.serviceAccount = found;
+    }
+    const { entry, known, keyId } = found;
+    if (ctx) ctx.keyId = keyId;
+    const now = Date.now();
+    const status = tokenStatus(entry.token, now, known.times);
+    if (status === 'revoked') throw unauthenticated('token_revoked', `token ${keyId} of service account "${entry.account.name}" was revoked at ${entry.token.revoked}`);
+    if (status === 'expired') throw unauthenticated('token_expired', `token ${keyId} of service account "${entry.account.name}" expired at ${entry.token.expires}`);
+    this.store.recordUse(keyId, now);
+    return known.principal;
+  }
+
+  /** The stored record whose hash the token's secret matches, or a 401. */
+  #find(token: string, snapshot: StoreSnapshot, ctx: RequestContext | undefined): Found {
     // Digits and checksum are only checked for a token that fails: one that matches its stored hash was issued.
     const parts = tokenParts(this.#prefix, token);
-    const entry = parts && this.store.current().byKeyId(parts.keyId);
+    const entry = parts && snapshot.byKeyId(parts.keyId);
     if (!parts || !entry) throw this.#refusal(token, ctx, 'no service-account token has key id');
     let known = this.#known.get(entry.token);
     if (known === undefined) {
@@ -52,13 +82,7 @@ export class ServiceAccountAuthenticator implements Authenticator {
       this.#known.set(entry.token, known);
     }
     if (!secretMatches(parts.secret, known.hash)) throw this.#refusal(token, ctx, 'wrong secret for key id');
-    if (ctx) ctx.keyId = parts.keyId;
-    const now = Date.now();
-    const status = tokenStatus(entry.token, now, known.times);
-    if (status === 'revoked') throw unauthenticated('token_revoked', `token ${parts.keyId} of service account "${entry.account.name}" was revoked at ${entry.token.revoked}`);
-    if (status === 'expired') throw unauthenticated('token_expired', `token ${parts.keyId} of service account "${entry.account.name}" expired at ${entry.token.expires}`);
-    this.store.recordUse(parts.keyId, now);
-    return known.principal;
+    return { by: this, snapshot, entry, known, keyId: parts.keyId };
   }
 
   /** A token that matches no stored one: malformed when it could not have been issued (its key id is then not trusted either), else unknown. */

@@ -4,6 +4,7 @@
  * authenticators in order. The first that claims the token decides.
  */
 import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator } from '../authn/authenticator.js';
+import { tokenMemo } from '../authn/token-memo.js';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from './context.js';
 
@@ -43,6 +44,7 @@ async function continueAsync(ctx: RequestContext, token: string, list: readonly 
 
 export function authenticateStage(ctx: RequestContext): void | Promise<void> {
   const token = bearerToken(ctx.req.headers.authorization);
+  ctx.tokenMemo = tokenMemo(ctx.socket, token);
   const list = ctx.route?.authenticators ?? [];
   for (let i = 0; i < list.length; i++) {
     const out = (list[i] as Authenticator).authenticate(token, ctx);

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Principal } from '../authn/authenticator.js';
+import type { TokenMemo } from '../authn/token-memo.js';
 import type { CompiledRoute, Runtime } from '../config/compile.js';
 import { requestId } from '../util/request-id.js';
 
@@ -40,9 +41,8 @@ export class RequestContext {
   principal: Principal | undefined = undefined;
   /** Key id of the presented service-account token (never the token), set once parsed: refused tokens are traceable too. */
   keyId: string | undefined = undefined;
-  /** The verified-token cache key (SHA-256) of `tokenKeyOf`, worked out once per request for all of a route's JWT issuers. */
-  tokenKey: string | undefined = undefined;
-  tokenKeyOf: string | undefined = undefined;
+  /** What is known of the bearer token being authenticated, kept on the connection (token-memo.ts); set by the authenticate stage, for its token only. */
+  tokenMemo: TokenMemo | undefined = undefined;
   /** Effective roles on the route, once authorized. */
   roles: Set<string> | undefined = undefined;
   decision: Decision | undefined = undefined;

@@ -6,6 +6,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { Client } from 'undici';
+import { issueToken } from '../../src/authn/tokens.js';
 import { runCli } from '../helpers/cli.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startUpstream, type StartedUpstream } from '../helpers/upstream.js';
@@ -156,6 +158,45 @@ t.test('revoke reaches the running gateway within 2 s', async (t) => {
   t.match(audit, /"event":"token.revoked"/, 'the CLI recorded the revocation');
   noSecrets(t, env, 'the audit log', audit);
   t.notOk(/gth_[0-9A-Za-z]{12}_/.test(audit), 'no token shape at all in the audit log');
+});
+
+t.test('one kept-alive connection: each request is its own token\'s, a revocation and a one-character change are seen at once', async (t) => {
+  const env = await setup(t);
+  const alice = await env.create('alice', '--role', 'viewer');
+  const bob = await env.create('bob', '--role', 'viewer');
+  // The gateway remembers what a connection's token proved (token-memo.ts): everything below goes over this one socket.
+  const conn = new Client(env.g.url, { pipelining: 1 });
+  t.teardown(() => conn.destroy());
+  let connects = 0;
+  conn.on('connect', () => connects++);
+  const call = async (token: string) => {
+    const r = await conn.request({ path: '/api/hello', method: 'GET', headers: { authorization: `Bearer ${token}` } });
+    await r.body.text();
+    return { status: r.statusCode, subject: r.statusCode === 200 ? env.up.requests.at(-1)!.headers['x-gatehouse-subject'] : undefined };
+  };
+  t.strictSame(await call(alice), { status: 200, subject: 'alice' });
+  t.strictSame(await call(alice), { status: 200, subject: 'alice' });
+  t.strictSame(await call(bob), { status: 200, subject: 'bob' }, 'another token on the same connection is its own account');
+  t.strictSame(await call(alice), { status: 200, subject: 'alice' });
+  // One character of the secret changed: no memory of alice's token lets it pass (its checksum no longer matches).
+  const [prefix, keyId, tail] = alice.split('_') as [string, string, string];
+  const flipped = `${prefix}_${keyId}_${tail.slice(0, 20)}${tail[20] === 'a' ? 'b' : 'a'}${tail.slice(21)}`;
+  t.equal((await call(flipped)).status, 401, 'a token one character off alice\'s is refused right after hers');
+  t.equal(lastReason(env.g), 'token_malformed');
+  // Alice's key id with another secret, checksum and all well-formed: refused as unknown, not taken for hers.
+  t.equal((await call(alice)).status, 200);
+  t.equal((await call(issueToken(prefix, keyId).token)).status, 401, 'alice\'s key id with another secret is refused');
+  t.equal(lastReason(env.g), 'token_unknown');
+  t.strictSame(await call(alice), { status: 200, subject: 'alice' });
+  t.equal((await env.cli('accounts', 'revoke', 'alice')).code, 0);
+  const ms = await until(async () => {
+    const { status } = await call(alice);
+    return new Response(null, { status });
+  }, 401);
+  t.ok(ms < 2000, `alice's token is refused on the same connection ${ms} ms after its revocation`);
+  t.equal(lastReason(env.g), 'token_revoked');
+  t.strictSame(await call(bob), { status: 200, subject: 'bob' }, 'bob is not affected');
+  t.equal(connects, 1, 'every request went over one connection');
 });
 
 t.test('rotate revokes the old token at once; the new one works', async (t) => {
