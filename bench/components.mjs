@@ -78,10 +78,28 @@ const metricsCtx = { ...ctx, elapsedMs: () => 3.1, upstreamMs: 2.05 };
 measure('metrics observer (3 series), prom-client labels() children (before issue 6)', labelChildrenObserver().bind(null, metricsCtx));
 if (metricsObs?.metricsObserver) measure('metrics observer (3 series)', metricsObs.metricsObserver(new Metrics({ defaults: false })).bind(null, metricsCtx));
 if (audit?.requestRecord) measure('audit record serialization', () => audit.requestRecord(ctx));
-const line = audit?.requestRecord ? audit.requestRecord(ctx) : JSON.stringify(ctx.principal);
-measure('SHA-256 of an audit line (hash chain)', () => createHash('sha256').update(line).digest('hex'));
-const token = 'gth_k1a2b3c4_' + 'A'.repeat(43) + 'abcdef';
-const stored = createHash('sha256').update(token).digest();
-measure('SHA-256 + timingSafeEqual of a token (service account)', () => timingSafeEqual(createHash('sha256').update(token).digest(), stored));
-measure('SHA-256 base64url of a JWT (verified-token cache key)', () => createHash('sha256').update(token + token + token + token).digest('base64url'));
+// The hashes as the product computes them (dist/), on what it hashes: a line's bytes, a token's secret, a JWT.
+const line = Buffer.from(audit?.requestRecord ? audit.requestRecord(ctx) : JSON.stringify(ctx.principal));
+const chain = await load('audit/chain.js');
+measure('SHA-256 of an audit line (hash chain)', chain?.hashLine ? () => chain.hashLine(line) : () => createHash('sha256').update(line).digest('hex'));
+const tokens = await load('authn/tokens.js');
+const secret = 'A'.repeat(43);
+const stored = Buffer.from(createHash('sha256').update(secret).digest('hex'), 'latin1');
+measure('SHA-256 + constant-time compare of a token secret (service account)', tokens?.secretMatches ? () => tokens.secretMatches(secret, stored) : () => timingSafeEqual(createHash('sha256').update(secret).digest(), createHash('sha256').update(secret).digest()));
+const token = 'gth_k1a2b3c4d5e6_' + secret + 'abcdef';
+const jwt = `eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoLTEifQ.${'eyJpc3MiOiJodHRwczovL2lkcC5iZW5jaC5pbnZhbGlkIiwiYXVkIjoiYmVuY2giLCJzY29wZSI6ImJlbmNoLnJlYWQifQ'.repeat(2)}.${'s'.repeat(86)}`;
+const outcomes = await load('authn/outcome-cache.js');
+measure('SHA-256 base64url of a JWT (verified-token cache key)', outcomes?.OutcomeCache ? () => outcomes.OutcomeCache.key(jwt) : () => createHash('sha256').update(jwt).digest('base64url'));
+// What a request with the connection's token costs instead (token-memo.ts): one constant-time comparison.
+const memo = await load('authn/token-memo.js');
+if (memo?.tokenMemo) {
+  // A request's token is a slice of its Authorization header, as in the gateway.
+  const header = (t) => `Bearer ${t}`.split('').join('');
+  const socket = {};
+  const saHeaders = Array.from({ length: 64 }, () => header(token));
+  const jwtHeaders = Array.from({ length: 64 }, () => header(jwt));
+  let i = 0;
+  measure(`the connection's service-account token again (${token.length} characters): constant-time comparison`, () => memo.tokenMemo(socket, saHeaders[i++ & 63].slice(7)));
+  measure(`the connection's JWT again (${jwt.length} characters): constant-time comparison`, () => memo.tokenMemo(socket, jwtHeaders[i++ & 63].slice(7)));
+}
 measure('new Date().toISOString()', () => new Date().toISOString());

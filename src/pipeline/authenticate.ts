@@ -19,14 +19,24 @@ export function unauthenticated(reason: string, message: string, cause?: unknown
   } as ConstructorParameters<typeof GatewayError>[2]);
 }
 
-/** The bearer token of a request, or a 401 GatewayError. */
-export function bearerToken(header: string | undefined): string {
+/** The credentials of a `Bearer` Authorization header, not yet checked against RFC 6750's b64token; or a 401 GatewayError. */
+function bearerCredentials(header: string | undefined): string {
   if (header === undefined) throw unauthenticated('token_missing', 'no Authorization header');
   const sp = header.indexOf(' ');
   if (sp === -1 || header.slice(0, sp).toLowerCase() !== 'bearer') throw unauthenticated('token_malformed', 'Authorization scheme is not Bearer');
   const token = header.slice(sp + 1).trim();
   if (!token) throw unauthenticated('token_malformed', 'empty bearer token');
+  return token;
+}
+
+function checkB64Token(token: string): void {
   if (!B64TOKEN.test(token)) throw unauthenticated('token_malformed', 'bearer token has characters outside RFC 6750 b64token');
+}
+
+/** The bearer token of a request, or a 401 GatewayError. */
+export function bearerToken(header: string | undefined): string {
+  const token = bearerCredentials(header);
+  checkB64Token(token);
   return token;
 }
 
@@ -43,8 +53,13 @@ async function continueAsync(ctx: RequestContext, token: string, list: readonly 
 }
 
 export function authenticateStage(ctx: RequestContext): void | Promise<void> {
-  const token = bearerToken(ctx.req.headers.authorization);
-  ctx.tokenMemo = tokenMemo(ctx.socket, token);
+  const token = bearerCredentials(ctx.req.headers.authorization);
+  // The connection's token again: checked, and maybe proved, by an earlier request (token-memo.ts).
+  const memo = (ctx.tokenMemo = tokenMemo(ctx.socket, token));
+  if (!memo.wellFormed) {
+    checkB64Token(token);
+    memo.wellFormed = true;
+  }
   const list = ctx.route?.authenticators ?? [];
   for (let i = 0; i < list.length; i++) {
     const out = (list[i] as Authenticator).authenticate(token, ctx);
