@@ -16,8 +16,9 @@
  * The token is compared in constant time: behind a front proxy one
  * connection may carry the requests of several clients, and a comparison
  * that stops at the first difference would tell one of them, by its timing,
- * how much of its guess agrees with another's token. The token lives as
- * long as its connection, never longer, and is never written anywhere.
+ * how much of its guess agrees with another's token. The token's bytes are
+ * kept as long as its connection (and in the shared scratch buffer until
+ * the next token overwrites them), and are never written anywhere.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -29,9 +30,7 @@ interface Carrier {
 }
 
 export class TokenMemo {
-  /** The token these findings are about. */
-  readonly token: string;
-  /** Its bytes, for the comparison with the next request's token (a buffer of its own: a slice of Buffer's shared pool would keep the whole pool alive with the connection). */
+  /** The bytes of the token these findings are about, for the comparison with the next request's (a buffer of its own: a slice of Buffer's shared pool would keep the whole pool alive with the connection). */
   readonly bytes: Buffer;
   /** The token passed the RFC 6750 b64token check (authenticate.ts). */
   wellFormed = false;
@@ -40,8 +39,7 @@ export class TokenMemo {
   /** What the service-account authenticator found (service-account.ts). */
   serviceAccount: unknown = undefined;
 
-  constructor(token: string, bytes: Buffer) {
-    this.token = token;
+  constructor(bytes: Buffer) {
     this.bytes = bytes;
   }
 }
@@ -65,7 +63,7 @@ export function tokenMemo(socket: Socket, token: string): TokenMemo {
   if (memo !== undefined && memo.bytes.length === n && timingSafeEqual(memo.bytes, scratch.subarray(0, n))) return memo;
   const bytes = Buffer.allocUnsafeSlow(n);
   scratch.copy(bytes, 0, 0, n);
-  const fresh = new TokenMemo(token, bytes);
+  const fresh = new TokenMemo(bytes);
   carrier[kMemo] = fresh;
   return fresh;
 }
