@@ -81,17 +81,20 @@ function build(rev, name) {
 const upstreamPort = await freePort();
 const upstreamOrigin = `http://127.0.0.1:${upstreamPort}`;
 
-/** BENCH_NODE_OPTIONS_OLD / _NEW: Node flags for one side (e.g. --max-semi-space-size=32). */
-function nodeOptions(name) {
-  const v = env[`BENCH_NODE_OPTIONS_${name.toUpperCase()}`];
-  return v ? { NODE_OPTIONS: v } : {};
+/**
+ * BENCH_NODE_OPTIONS_OLD / _NEW: Node flags for one side (e.g.
+ * --max-semi-space-size=32, or --cpu-prof, which NODE_OPTIONS refuses):
+ * given on the command line, for a reference proxy as for a gateway.
+ */
+function nodeFlags(name) {
+  return (env[`BENCH_NODE_OPTIONS_${name.toUpperCase()}`] ?? '').split(/\s+/).filter(Boolean);
 }
 
 async function startSide(side, name, scenario) {
   const sc = parseScenario(scenario);
   const port = await freePort();
   if (sc.peer) {
-    const [cmd, args] = pinned(GW_CPU, process.execPath, [join(ROOT, 'bench', sc.peer), String(port), upstreamOrigin]);
+    const [cmd, args] = pinned(GW_CPU, process.execPath, [...nodeFlags(name), join(ROOT, 'bench', sc.peer), String(port), upstreamOrigin]);
     const child = startChild(name, cmd, args);
     const url = `http://127.0.0.1:${port}/bench/hello`;
     const status = await waitUp(url, {}, child);
@@ -118,8 +121,8 @@ async function startSide(side, name, scenario) {
     headers.push(`Authorization: Bearer ${token}`);
   }
   if (jwt) headers.push(`Authorization: Bearer ${jwt.token}`);
-  const [cmd, args] = pinned(GW_CPU, process.execPath, [bin, 'start', '-c', file]);
-  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info', ...nodeOptions(name) } });
+  const [cmd, args] = pinned(GW_CPU, process.execPath, [...nodeFlags(name), bin, 'start', '-c', file]);
+  const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info' } });
   const url = `http://127.0.0.1:${port}/bench/hello`;
   const probe = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
   let status = await waitUp(url, probe, child);
