@@ -41,6 +41,20 @@ export type GatewayPlugin = (gw: Gateway) => void | Promise<void>;
 
 const PLUGINS: GatewayPlugin[] = [metricsPlugin, auditPlugin, accountsApiPlugin];
 
+/** How long shutdown waits for the requests it cut to end (and be recorded) before the audit log closes. */
+const CUT_REQUESTS_WAIT_MS = 1_000;
+
+/** True when `p` settles within `ms` milliseconds. */
+async function within(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class Gateway implements PipelineHost {
   readonly configFile: string;
   readonly log: Logger;
@@ -280,6 +294,11 @@ export class Gateway implements PipelineHost {
     return this.#closing;
   }
 
+  /** Settles when no request is in flight (at once when none is). */
+  #drained(): Promise<void> {
+    return this.#inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (this.#idle = r));
+  }
+
   async #closeNow(): Promise<void> {
     this.draining = true;
     this.#filePoll?.close();
@@ -287,17 +306,17 @@ export class Gateway implements PipelineHost {
     const closed = Promise.all(this.#servers.map(closeServer));
     // Upgraded connections never "finish": close them now rather than after drain_timeout.
     this.#upgrade?.closeAll();
-    const drained = this.#inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (this.#idle = r));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.runtime.limits.drainTimeout)));
     const poll = setInterval(() => this.#servers.forEach((s) => s.closeIdleConnections()), 100);
-    if ((await Promise.race([drained, timeout])) === 'timeout') {
+    if (!(await within(this.#drained(), this.runtime.limits.drainTimeout))) {
       this.log.warn({ inflight: this.#inflight }, 'drain timeout: closing the remaining connections');
     }
     this.#upgrade?.closeAll();
     for (const s of this.#servers) s.closeAllConnections();
     clearInterval(poll);
-    clearTimeout(timer);
+    // The requests just cut end a turn or two later: their records must reach the audit log before it closes.
+    if (!(await within(this.#drained(), CUT_REQUESTS_WAIT_MS))) {
+      this.log.error({ inflight: this.#inflight }, 'requests still open after their connections were closed: their audit records may be missing');
+    }
     await closed;
     for (const h of this.closeHooks) {
       try {

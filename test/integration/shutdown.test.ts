@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -5,6 +6,13 @@ import t from 'tap';
 import { startGateway } from '../helpers/gateway.js';
 import { spawnCli } from '../helpers/spawn.js';
 import { startUpstream } from '../helpers/upstream.js';
+
+function auditRecords(file: string): { path?: string; status?: number; decision?: string }[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { path?: string; status?: number; decision?: string });
+}
 
 function connects(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -55,6 +63,7 @@ routes: [{ name: all, match: { path: /** }, upstream: app, public: true }]
   t.comment(`exited ${Date.now() - sent} ms after SIGTERM`);
   t.ok(Date.now() - sent < 8000, 'exited promptly after the drain') || t.comment(p.stdout());
   t.match(p.stdout(), /"msg":"stopped"/);
+  t.match(auditRecords(join(dir, 'data', 'audit.log')), [{ path: '/slow', status: 200, decision: 'allow' }], 'the drained request has its audit record');
 });
 
 t.test('close(): idle keep-alive connections close at once; a stuck request is cut after drain_timeout', async (t) => {
@@ -91,6 +100,10 @@ routes:
   t.equal(await stuck, 'cut', 'the stuck request was cut');
   t.equal(await connects(port), false, 'no longer listening');
   t.ok(g.logs.some((l) => l.includes('drain timeout')));
+  // The request cut in the last turn before the audit log closed still has its record.
+  const cut = auditRecords(join(g.dir, 'data', 'audit.log')).filter((r) => r.path === '/stuck');
+  t.equal(cut.length, 1, 'one record for the cut request');
+  t.match(cut[0], { status: 499, decision: 'error' });
 });
 
 t.test('a request that arrives on a kept-alive connection while draining is answered with Connection: close', async (t) => {
