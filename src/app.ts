@@ -17,7 +17,7 @@ import { Metrics } from './metrics/metrics.js';
 import { metricsPlugin } from './metrics/observe.js';
 import { RequestContext } from './pipeline/context.js';
 import { observe, requestLogger, type Observer } from './pipeline/observe.js';
-import { createRequestHandler, type PipelineHost } from './pipeline/run.js';
+import { createRequestHandler, observeEnded, type PipelineHost } from './pipeline/run.js';
 import { createUpgradeHandler, type UpgradeHandler } from './pipeline/websocket.js';
 import { FilePoll, type Stamps } from './util/file-poll.js';
 import { clientErrorStatus, closeServer, createHttpsServer, listen, serverOptions, type ListenAddress } from './server/listen.js';
@@ -89,8 +89,14 @@ export class Gateway implements PipelineHost {
     this.#requestLines = new LineBatch(log);
   }
 
-  /** Writes the per-request log lines still queued (they are written in batches). */
+  /**
+   * Runs the observers of the requests that have ended and wait for them
+   * (run.ts observeEnded()), then writes the per-request log lines still
+   * queued (they are written in batches). Their audit records are then in
+   * the audit log's buffer.
+   */
   flushLogs(): void {
+    observeEnded();
     this.#requestLines.flush();
   }
 

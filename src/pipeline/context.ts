@@ -57,6 +57,8 @@ export class RequestContext {
   error: unknown = undefined;
   /** The client sent `Expect: 100-continue`, not yet answered. */
   expectContinue = false;
+  /** Set when settle() has run: the outcome and duration are final. */
+  settled = false;
   /** Set when observe() has run: exactly one record per request. */
   observed = false;
   /** The upstream exchange under way, told when the client connection closes (proxy.ts). */

@@ -13,7 +13,10 @@ export type Observer = (ctx: RequestContext) => void;
 /** nginx's convention for "the client closed the connection before a response". */
 export const CLIENT_CLOSED = 499;
 
+/** Settles the request's outcome once: its duration is the time until the first call. */
 export function settle(ctx: RequestContext): void {
+  if (ctx.settled) return;
+  ctx.settled = true;
   ctx.durationMs = ctx.elapsedMs();
   const res = ctx.res;
   if (res && ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
@@ -25,14 +28,19 @@ export function settle(ctx: RequestContext): void {
   ctx.reason ??= ctx.decision === 'allow' ? (ctx.route?.public ? 'public' : 'granted') : 'unknown';
 }
 
-export function observe(ctx: RequestContext, observers: readonly Observer[], log: Logger): void {
-  if (ctx.observed) return;
-  ctx.observed = true;
+/** settle(), reporting rather than throwing a failure: the request still gets its record. */
+export function settleOrLog(ctx: RequestContext, log: Logger): void {
   try {
     settle(ctx);
   } catch (err) {
     log.error({ err }, 'cannot settle request outcome');
   }
+}
+
+export function observe(ctx: RequestContext, observers: readonly Observer[], log: Logger): void {
+  if (ctx.observed) return;
+  ctx.observed = true;
+  settleOrLog(ctx, log);
   for (const o of observers) {
     try {
       o(ctx);

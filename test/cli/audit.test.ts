@@ -3,9 +3,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { auditLogOf } from '../../src/audit/plugin.js';
 import { main } from '../../src/cli/main.js';
-import { startGateway } from '../helpers/gateway.js';
+import { flushAudit, startGateway } from '../helpers/gateway.js';
 import { useFakeAuth } from '../helpers/fake-auth.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -103,7 +102,7 @@ t.test('audit verify accepts the log and names the first broken line after an ed
   const g = await startGateway(t, yaml(up.url));
   for (let i = 0; i < 6; i++) await fetch(`${g.url}/open/${i}`).then((r) => r.arrayBuffer());
   await new Promise((r) => setTimeout(r, 20));
-  await auditLogOf(g.gw)!.flush();
+  await flushAudit(g.gw);
   const file = join(g.dir, 'audit.log');
   const good = readFileSync(file, 'utf8');
   const lines = good.trimEnd().split('\n');
@@ -140,11 +139,11 @@ t.test('account events from the CLI and the running gateway share one valid chai
     await fetch(`${g.url}/api/${i}`, { headers: { authorization: `Bearer sa-robot-viewer` } }).then((r) => r.arrayBuffer());
     // Another process, as the accounts CLI is.
     if (i % 10 === 0) await cliEvent(g.configFile, { event: 'token.rotated', account: 'robot', key_id: `key_${i}` });
-    if (i % 5 === 0) void auditLogOf(g.gw)!.flush();
+    if (i % 5 === 0) void flushAudit(g.gw);
   }
   await cliEvent(g.configFile, { event: 'account.created', account: 'other', key_id: 'k' });
   await new Promise((r) => setTimeout(r, 20));
-  await auditLogOf(g.gw)!.flush();
+  await flushAudit(g.gw);
   const v = await cli(['audit', 'verify', file]);
   t.equal(v.code, 0, v.err);
   t.match(v.out, /OK \(34 records/);
@@ -173,7 +172,7 @@ t.test('audit --follow prints new lines as they are written', async (t) => {
   await new Promise((r) => setTimeout(r, 300));
   await fetch(`${g.url}/open/followed`).then((r) => r.arrayBuffer());
   await new Promise((r) => setTimeout(r, 20));
-  await auditLogOf(g.gw)!.flush();
+  await flushAudit(g.gw);
   for (let i = 0; i < 50 && !out.includes('/open/followed'); i++) await new Promise((r) => setTimeout(r, 100));
   t.match(out, /"path":"\/open\/followed"/);
 });

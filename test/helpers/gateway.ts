@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Test } from 'tap';
 import { Gateway } from '../../src/app.js';
+import { auditLogOf } from '../../src/audit/plugin.js';
 import { createLogger } from '../../src/log.js';
 
 export type Tap = Pick<Test, 'testdir' | 'teardown'>;
@@ -67,4 +68,10 @@ export async function startGateway(t: Tap, yaml: string, files: Record<string, s
     logs: liveLogs,
     writeConfig: (y) => writeFileSync(configFile, y),
   };
+}
+
+/** Writes every audit record so far: those of requests that just ended as well (their observers run a turn later). */
+export async function flushAudit(gw: Gateway): Promise<void> {
+  gw.flushLogs();
+  await auditLogOf(gw)!.flush();
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { auditLogOf } from '../../src/audit/plugin.js';
 import { verifyText, readHead } from '../../src/audit/chain.js';
-import { startGateway } from '../helpers/gateway.js';
+import { flushAudit, startGateway } from '../helpers/gateway.js';
 import { useFakeAuth } from '../helpers/fake-auth.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -46,7 +46,7 @@ audit: { file: ./logs/audit.log, flush_interval: 50ms${extra} }
 }
 
 async function readRecords(gw: Parameters<typeof auditLogOf>[0], file: string): Promise<Rec[]> {
-  await auditLogOf(gw)!.flush();
+  await flushAudit(gw);
   return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec);
 }
 
@@ -139,6 +139,39 @@ t.test('every kind of request leaves exactly one record with principal, route, d
   t.same(verifyText(text, { head: readHead(file) }), { ok: true, records: recs.length });
 });
 
+t.test('requests that end together each get one record, their own id and duration, and one count', async (t) => {
+  // The upstream holds every answer until all N requests are in, then sends them at once: they end in the same turn or two.
+  const N = 40;
+  const HOLD_MS = 60;
+  const held: (() => void)[] = [];
+  const up = await startUpstream(t, (_req, res) => {
+    held.push(() => res.end('ok'));
+    if (held.length === N) setTimeout(() => held.forEach((f) => f()), HOLD_MS);
+  });
+  const g = await startGateway(t, config(up.url));
+  const started = performance.now();
+  const ids = await Promise.all(
+    Array.from({ length: N }, async (_, i) => {
+      const res = await fetch(`${g.url}/open/burst/${i}`);
+      await res.arrayBuffer();
+      return res.headers.get('x-request-id');
+    }),
+  );
+  const wall = performance.now() - started;
+  await waitIdle(g.gw);
+  const recs = (await readRecords(g.gw, join(g.dir, 'logs/audit.log'))).filter((r) => r.path.startsWith('/open/burst/'));
+  t.equal(recs.length, N, 'one record per request');
+  t.same(new Set(recs.map((r) => r.request_id)), new Set(ids), 'each with the id its client got');
+  t.same(new Set(recs.map((r) => r.path)), new Set(ids.map((_, i) => `/open/burst/${i}`)));
+  t.ok(
+    recs.every((r) => r.duration_ms >= HOLD_MS - 1 && r.duration_ms <= wall + 1),
+    `durations within ${HOLD_MS} ms and the ${wall.toFixed(0)} ms the burst took: ${recs.map((r) => r.duration_ms).join(', ')}`,
+  );
+  t.equal(verifyText(readFileSync(join(g.dir, 'logs/audit.log'), 'utf8')).ok, true, 'the chain verifies');
+  const metrics = await (await fetch(`${g.adminUrl}/metrics`)).text();
+  t.match(metrics, new RegExp(`gatehouse_requests_total\\{route="open",method="GET",code="200",decision="allow"\\} ${N}\\n`), 'counted once each');
+});
+
 t.test('field values over 1 kB are cut and marked', async (t) => {
   const up = await startUpstream(t);
   const g = await startGateway(t, config(up.url));
@@ -201,19 +234,19 @@ t.test('audit.required: requests get 503 while the audit log cannot be written, 
   t.equal(res.status, 503);
   t.equal(((await res.json()) as { code: string }).code, 'GW_AUDIT_UNAVAILABLE');
   t.ok(g.logs.some((l) => l.includes('AUDIT LOG CANNOT BE WRITTEN')), 'logged loudly');
-  await auditLogOf(g.gw)!.flush();
+  await flushAudit(g.gw);
   const metrics = await fetch(`${g.adminUrl}/metrics`).then((r) => r.text());
   t.match(metrics, /gatehouse_audit_write_failures_total [1-9]/);
   // Repair: the directory can be created now.
   rmSync(join(dir, 'blocker'));
   mkdirSync(join(dir, 'blocker'));
-  await auditLogOf(g.gw)!.flush();
+  await flushAudit(g.gw);
   t.equal(auditLogOf(g.gw)!.failing, false);
   const ok = await fetch(`${g.url}/open/a`);
   await ok.arrayBuffer();
   t.equal(ok.status, 200);
   await waitIdle(g.gw);
-  await auditLogOf(g.gw)!.flush();
+  await flushAudit(g.gw);
   const recs = readFileSync(join(dir, 'blocker/audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Rec);
   t.same(recs.map((r) => r.status), [503, 200], 'the refused request was kept and written once the log came back');
 });
@@ -233,7 +266,7 @@ t.test('SIGUSR2-style reopen and size rotation keep one valid chain per file', a
   for (let i = 0; i < 20; i++) {
     await fetch(`${g.url}/open/${i}`).then((r) => r.arrayBuffer());
     await waitIdle(g.gw);
-    await auditLogOf(g.gw)!.flush();
+    await flushAudit(g.gw);
   }
   const { existsSync, renameSync } = await import('node:fs');
   t.ok(existsSync(`${file}.1`), 'rotated by size');
@@ -247,7 +280,7 @@ t.test('SIGUSR2-style reopen and size rotation keep one valid chain per file', a
   await auditLogOf(g.gw)!.reopen();
   await fetch(`${g.url}/open/after`).then((r) => r.arrayBuffer());
   await waitIdle(g.gw);
-  await auditLogOf(g.gw)!.flush();
+  await flushAudit(g.gw);
   t.equal(readFileSync(file, 'utf8').trim().split('\n').length, 1);
   t.equal(verifyText(readFileSync(file, 'utf8')).ok, true);
   writeFileSync(join(g.dir, 'unused'), '');
