@@ -16,7 +16,8 @@
 //   BENCH_NO_INSTALL=1       do not apt-get install wrk/nginx when missing
 //   BENCH_LOG_LEVEL=info     Gatehouse log level (default as shipped: info)
 //   BENCH_KEEP_TMP=1         keep the temporary directory (configs, logs)
-//   BENCH_CPU_PROF=1         Gatehouse runs with --cpu-prof; profiles in bench/results/profiles/
+//   BENCH_CPU_PROF=1         Gatehouse and the Node reference proxies run with --cpu-prof;
+//                            profiles in bench/results/profiles/<scenario key>/
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -50,9 +51,14 @@ async function startUpstream() {
   await waitUp(upstreamOrigin + PATH, {}, child);
 }
 
-async function startNodeProxy(name, script) {
+/** BENCH_CPU_PROF=1: node flags that write a V8 CPU profile on exit into bench/results/profiles/<key>/. */
+function cpuProf(key) {
+  return env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', '--cpu-prof-dir', join(BENCH, 'results', 'profiles', key)] : [];
+}
+
+async function startNodeProxy(name, script, key) {
   const port = await freePort();
-  const [cmd, args] = pinned(GW_CPU, process.execPath, [join(BENCH, script), String(port), upstreamOrigin]);
+  const [cmd, args] = pinned(GW_CPU, process.execPath, [...cpuProf(key), join(BENCH, script), String(port), upstreamOrigin]);
   const child = startChild(name, cmd, args);
   const url = `http://127.0.0.1:${port}${PATH}`;
   const status = await waitUp(url, {}, child);
@@ -165,9 +171,7 @@ async function gatehouseScenario(name, { auth, prod = false, logLevel = LOG_LEVE
     if (!token) return { skip: `${feature} not available (accounts create: ${firstLine(r.stderr) || firstLine(r.stdout) || `exit ${r.status}`})` };
     headers.push(`Authorization: Bearer ${token}`);
   }
-  // BENCH_CPU_PROF=1: each Gatehouse writes a V8 CPU profile on exit (see bench/profile-summary.mjs).
-  const prof = env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', '--cpu-prof-dir', join(BENCH, 'results', 'profiles', name)] : [];
-  const [cmd, args] = pinned(GW_CPU, process.execPath, [...prof, GATEHOUSE_BIN, 'start', '-c', file]);
+  const [cmd, args] = pinned(GW_CPU, process.execPath, [...cpuProf(name), GATEHOUSE_BIN, 'start', '-c', file]);
   const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: !prod, extraEnv: { GATEHOUSE_LOG_LEVEL: logLevel, NODE_ENV: 'production' } });
   const url = `http://127.0.0.1:${port}${PATH}`;
   const probeHeaders = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
@@ -212,8 +216,8 @@ function logTailOf(err) {
 const SCENARIOS = [
   { id: '1', key: 'direct', title: 'upstream directly', setup: async () => ({ url: upstreamOrigin + PATH }) },
   { id: '2', key: 'nginx', title: 'nginx (1 worker, keep-alive)', setup: startNginx },
-  { id: '3a', key: 'bare', title: 'bare undici proxy', setup: () => startNodeProxy('bare-proxy', 'bare-proxy.mjs') },
-  { id: '3b', key: 'fastify', title: '@fastify/http-proxy', setup: () => startNodeProxy('fastify-proxy', 'fastify-proxy.mjs') },
+  { id: '3a', key: 'bare', title: 'bare undici proxy', setup: () => startNodeProxy('bare-proxy', 'bare-proxy.mjs', 'bare') },
+  { id: '3b', key: 'fastify', title: '@fastify/http-proxy', setup: () => startNodeProxy('fastify-proxy', 'fastify-proxy.mjs', 'fastify') },
   { id: '4', key: 'gatehouse-public', title: 'Gatehouse, public route', setup: () => gatehouseScenario('gatehouse-public', { auth: 'public' }) },
   // Extra (only with BENCH_ONLY=…,4w): the per-request operator log line's cost.
   { id: '4w', key: 'gatehouse-public-warn', title: 'Gatehouse, public, log level warn', extra: true, setup: () => gatehouseScenario('gatehouse-public-warn', { auth: 'public', logLevel: 'warn' }) },
