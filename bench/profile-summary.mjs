@@ -107,11 +107,11 @@ function cpuPerRequest(key) {
 /** `bare` or `PATH=µs` → the profile files and the CPU µs/req to scale them to. */
 function side(arg) {
   const eq = arg.lastIndexOf('=');
-  const [where_, us] = eq > 0 ? [arg.slice(0, eq), Number(arg.slice(eq + 1))] : [arg, undefined];
-  const path = existsSync(where_) ? where_ : join(ROOT, 'bench', 'results', 'profiles', where_);
+  const [name, us] = eq > 0 ? [arg.slice(0, eq), Number(arg.slice(eq + 1))] : [arg, undefined];
+  const path = existsSync(name) ? name : join(ROOT, 'bench', 'results', 'profiles', name);
   const list = files(path);
   if (list.length === 0) throw new Error(`no .cpuprofile in ${path}`);
-  return { label: where_, list, us: us ?? cpuPerRequest(where_.replace(/\/+$/, '').split('/').at(-1)) };
+  return { label: name, list, us: us ?? cpuPerRequest(name.replace(/\/+$/, '').split('/').at(-1)) };
 }
 
 /** Self time in µs per request by function and by package, summed over a side's profiles. */
@@ -122,7 +122,7 @@ function perRequest({ list, us }) {
   const parts = list.map((f) => selfTimes(f, SKIP_MS));
   for (const p of parts) busy += p.busy;
   const add = (to, from) => {
-    for (const [k, v] of from) if (k !== '(idle)' && !k.startsWith('(idle)')) to.set(k, (to.get(k) ?? 0) + (v / busy) * us);
+    for (const [k, v] of from) if (!k.startsWith('(idle)')) to.set(k, (to.get(k) ?? 0) + (v / busy) * us);
   };
   for (const p of parts) {
     add(fn, p.byFn);
