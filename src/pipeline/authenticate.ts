@@ -6,7 +6,6 @@
 import { NOT_RESPONSIBLE, type AuthOutcome, type Authenticator } from '../authn/authenticator.js';
 import { tokenMemo } from '../authn/token-memo.js';
 import { GatewayError } from '../errors.js';
-import { equalsLowerCase } from '../util/ascii.js';
 import type { RequestContext } from './context.js';
 
 /** RFC 6750 b64token. */
@@ -24,7 +23,7 @@ export function unauthenticated(reason: string, message: string, cause?: unknown
 function bearerCredentials(header: string | undefined): string {
   if (header === undefined) throw unauthenticated('token_missing', 'no Authorization header');
   const sp = header.indexOf(' ');
-  if (sp === -1 || !equalsLowerCase(header.slice(0, sp), 'bearer')) throw unauthenticated('token_malformed', 'Authorization scheme is not Bearer');
+  if (sp === -1 || header.slice(0, sp).toLowerCase() !== 'bearer') throw unauthenticated('token_malformed', 'Authorization scheme is not Bearer');
   const token = header.slice(sp + 1).trim();
   if (!token) throw unauthenticated('token_malformed', 'empty bearer token');
   return token;

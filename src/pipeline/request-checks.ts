@@ -5,7 +5,6 @@
 import { GatewayError } from '../errors.js';
 import { normalizeHost } from '../routing/router.js';
 import { normalizePath, splitTarget } from '../routing/normalize.js';
-import { equalsLowerCase } from '../util/ascii.js';
 import { normalizeIp, type RequestContext } from './context.js';
 
 function bad(reason: string, message: string): GatewayError {
@@ -25,12 +24,12 @@ export function checkRequest(ctx: RequestContext): void {
   let hasCL = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (name.length === 4 && equalsLowerCase(name, 'host')) {
+    if (name.length === 4 && name.toLowerCase() === 'host') {
       hosts++;
       if ((raw[i + 1] as string).trim() === '') throw bad('host_invalid', 'empty Host header');
-    } else if (name.length === 13 && equalsLowerCase(name, 'authorization')) auths++;
-    else if (name.length === 17 && equalsLowerCase(name, 'transfer-encoding')) hasTE = true;
-    else if (name.length === 14 && equalsLowerCase(name, 'content-length')) hasCL = true;
+    } else if (name.length === 13 && name.toLowerCase() === 'authorization') auths++;
+    else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') hasTE = true;
+    else if (name.length === 14 && name.toLowerCase() === 'content-length') hasCL = true;
   }
   if (hosts !== 1 && !(hosts === 0 && req.httpVersion === '1.0')) throw bad('host_invalid', hosts === 0 ? 'missing Host header' : 'several Host headers');
   if (auths > 1) throw bad('authorization_duplicate', 'several Authorization headers');

@@ -6,7 +6,6 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../authn/authenticator.js';
-import { lowerCase } from '../util/ascii.js';
 import type { RequestContext } from './context.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and their common non-standard kin. */
@@ -42,18 +41,8 @@ const FORWARDING = new Set(['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-f
 /** Connection values that list no other header (keep-alive is hop-by-hop itself). */
 const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'upgrade']);
 
-/** True when canonicalName() changes `name`: an upper-case ASCII letter, "_", "." or anything outside ASCII. */
-function needsCanonical(name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if ((c >= 65 && c <= 90) || c === 95 || c === 46 || c > 127) return true;
-  }
-  return false;
-}
-
-/** Lower-case with "_" and "." as "-"; a name that is canonical already is returned as it is, with no string built (issue 6). */
+/** Lower-case with "_" and "." as "-". */
 export function canonicalName(name: string): string {
-  if (!needsCanonical(name)) return name;
   const lower = name.toLowerCase();
   return lower.includes('_') || lower.includes('.') ? lower.replace(/[_.]/g, '-') : lower;
 }
@@ -62,7 +51,7 @@ export function canonicalName(name: string): string {
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
   // The usual values name no header that is not hop-by-hop already: nothing more to drop.
-  if (typeof value === 'string' && PLAIN_CONNECTION.has(lowerCase(value))) return undefined;
+  if (typeof value === 'string' && PLAIN_CONNECTION.has(value.toLowerCase())) return undefined;
   const out = new Set<string>();
   for (const v of Array.isArray(value) ? value : [value]) for (const t of v.split(',')) if (t.trim()) out.add(canonicalName(t.trim()));
   return out;

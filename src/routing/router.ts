@@ -3,7 +3,6 @@
  * normalized path (case-sensitive; exact, `*` one segment, `**` any depth)
  * and method. First match in file order wins (DESIGN.md §10).
  */
-import { lowerCase } from '../util/ascii.js';
 
 export interface RouteMatcher {
   readonly host: string | undefined;
@@ -36,7 +35,7 @@ export function compilePathPattern(pattern: string): (path: string) => boolean {
 
 /** Lower-cases a Host value and drops its port and trailing dot. */
 export function normalizeHost(host: string): string {
-  let h = lowerCase(host);
+  let h = host.toLowerCase();
   if (h.startsWith('[')) {
     const end = h.indexOf(']');
     return end === -1 ? h : h.slice(0, end + 1);
