@@ -24,12 +24,25 @@
 // production setup's cost against the bare proxy with the noise paired out.
 // BENCH_NODE_OPTIONS_OLD / BENCH_NODE_OPTIONS_NEW: Node flags for one side.
 // BENCH_ROUNDS (8), BENCH_DURATION (3 s), BENCH_CONNECTIONS (50 per side).
+//
+// BENCH_MEASURE=instructions counts instead of timing (bench/README.md): each side runs alone
+// under valgrind's callgrind (`node --single-threaded`, so that V8's
+// compiler and GC threads do not make the count depend on scheduling), takes
+// BENCH_WARMUP_REQUESTS (5000) requests, then BENCH_REQUESTS (6000) counted
+// ones from BENCH_CONNECTIONS (10) keep-alive connections, one process per
+// side and round (BENCH_ROUNDS, 3). It prints user-space instructions per
+// request (the kernel's share is not counted) and, for the last round, the
+// functions whose count changed most, JIT-compiled JavaScript named through
+// `--perf-basic-prof`. Totals move by ±2-4% from run to run (timer-driven
+// work scales with the slowed-down wall clock); a function's own count
+// moves far less, so it shows a 1% change that timing cannot.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuMicros, ensureTools, freePort, GW_CPU, LOAD_CPU, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, wrk } from './lib.mjs';
+import { Pool } from 'undici';
+import { cpuMicros, ensureTools, freePort, GW_CPU, LOAD_CPU, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, which, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const env = process.env;
@@ -46,9 +59,12 @@ function parseScenario(s) {
   if (!['public', 'sa', 'jwt'].includes(auth) || opts.some((o) => !known.includes(o))) return undefined;
   return { name: s, auth, ...Object.fromEntries(opts.map((o) => [o, true])) };
 }
-const ROUNDS = Number(env.BENCH_ROUNDS ?? 8);
+const COUNTING = env.BENCH_MEASURE === 'instructions';
+const ROUNDS = Number(env.BENCH_ROUNDS ?? (COUNTING ? 3 : 8));
 const DURATION = Number(env.BENCH_DURATION ?? 3);
-const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? (COUNTING ? 10 : 50));
+const WARMUP_REQUESTS = Number(env.BENCH_WARMUP_REQUESTS ?? 5000);
+const REQUESTS = Number(env.BENCH_REQUESTS ?? 6000);
 const [oldRev, newRev] = process.argv.slice(2);
 if (!oldRev || !parseScenario(SCENARIO) || !parseScenario(SCENARIO_NEW)) {
   console.error('usage: npm run bench:paired -- OLD_REV [NEW_REV]   (BENCH_SCENARIO=public|sa|jwt[-stdout][-null][-warn][-admin], BENCH_SCENARIO_NEW=…)');
@@ -90,16 +106,23 @@ function nodeFlags(name) {
   return (env[`BENCH_NODE_OPTIONS_${name.toUpperCase()}`] ?? '').split(/\s+/).filter(Boolean);
 }
 
+/** The command that runs a side's node: under callgrind when counting (its counts go to `<tmp>/<name>.cg`), pinned. */
+function launch(name, nodeArgs) {
+  if (!COUNTING) return pinned(GW_CPU, process.execPath, [...nodeFlags(name), ...nodeArgs]);
+  const vg = ['--tool=callgrind', `--callgrind-out-file=${join(tmp, `${name}.cg`)}`, '--compress-strings=no', '--compress-pos=no'];
+  return pinned(GW_CPU, 'valgrind', [...vg, process.execPath, '--single-threaded', '--perf-basic-prof', ...nodeFlags(name), ...nodeArgs]);
+}
+
 async function startSide(side, name, scenario) {
   const sc = parseScenario(scenario);
   const port = await freePort();
   if (sc.peer) {
-    const [cmd, args] = pinned(GW_CPU, process.execPath, [...nodeFlags(name), join(ROOT, 'bench', sc.peer), String(port), upstreamOrigin]);
+    const [cmd, args] = launch(name, [join(ROOT, 'bench', sc.peer), String(port), upstreamOrigin]);
     const child = startChild(name, cmd, args);
     const url = `http://127.0.0.1:${port}/bench/hello`;
-    const status = await waitUp(url, {}, child);
+    const status = await waitUp(url, {}, child, COUNTING ? 120_000 : undefined);
     if (status !== 200) throw new Error(`${scenario} answered ${status}`);
-    return { ...side, label: scenario, target: { url, headers: [] }, pid: child.pid, us: [], rps: [] };
+    return { ...side, label: scenario, target: { url, headers: [] }, pid: child.pid, child, us: [], rps: [] };
   }
   const admin = sc.admin ? `  admin: 127.0.0.1:${await freePort()}\n` : '';
   const dir = join(tmp, `${name}-run`);
@@ -121,25 +144,108 @@ async function startSide(side, name, scenario) {
     headers.push(`Authorization: Bearer ${token}`);
   }
   if (jwt) headers.push(`Authorization: Bearer ${jwt.token}`);
-  const [cmd, args] = pinned(GW_CPU, process.execPath, [...nodeFlags(name), bin, 'start', '-c', file]);
+  const [cmd, args] = launch(name, [bin, 'start', '-c', file]);
   const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info' } });
   const url = `http://127.0.0.1:${port}/bench/hello`;
   const probe = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
-  let status = await waitUp(url, probe, child);
+  let status = await waitUp(url, probe, child, COUNTING ? 120_000 : undefined);
   // An issuer whose JWKS is not fetched yet answers 503 for a moment.
   for (let i = 0; status === 503 && i < 50; i++) status = await sleep(100).then(() => waitUp(url, probe, child));
   if (status !== 200) throw new Error(`${side.label} answered ${status}`);
-  return { ...side, label: SCENARIO === SCENARIO_NEW ? side.label : `${side.label} ${scenario}`, target: { url, headers }, pid: child.pid, us: [], rps: [] };
+  return { ...side, label: SCENARIO === SCENARIO_NEW ? side.label : `${side.label} ${scenario}`, target: { url, headers }, pid: child.pid, child, us: [], rps: [] };
 }
 
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+/** Exactly `count` GET requests to `target` over `connections` keep-alive connections; any answer but 200 is an error. */
+async function requests(target, count, connections) {
+  const url = new URL(target.url);
+  const headers = Object.fromEntries(target.headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
+  const pool = new Pool(url.origin, { connections, pipelining: 1 });
+  let left = count;
+  const one = async () => {
+    while (left-- > 0) {
+      const r = await pool.request({ path: url.pathname, method: 'GET', headers });
+      await r.body.dump();
+      if (r.statusCode !== 200) throw new Error(`${target.url} answered ${r.statusCode}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: connections }, one));
+  } finally {
+    await pool.close();
+  }
+}
 
-try {
-  ensureTools();
-  const a = build(oldRev, 'old');
-  const b = build(newRev, 'new');
-  const [ucmd, uargs] = pinned(LOAD_CPU, process.execPath, [join(ROOT, 'bench', 'upstream.mjs'), String(upstreamPort)]);
-  await waitUp(`${upstreamOrigin}/`, {}, startChild('upstream', ucmd, uargs));
+/** Self instructions by function in a callgrind file, JIT code named from the process's perf map. */
+function functionCounts(file, pid) {
+  const map = [];
+  try {
+    for (const line of readFileSync(`/tmp/perf-${pid}.map`, 'utf8').split('\n')) {
+      const [a, n, ...name] = line.split(' ');
+      if (name.length) map.push([parseInt(a, 16), parseInt(n, 16), name.join(' ')]);
+    }
+  } catch {
+    // No map: JIT code keeps its address.
+  }
+  map.sort((x, y) => x[0] - y[0]);
+  const jitName = (addr) => {
+    let lo = 0;
+    let hi = map.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (map[mid][0] <= addr) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    const m = map[hi];
+    return m && addr < m[0] + m[1] ? m[2] : undefined;
+  };
+  const counts = new Map();
+  let fn;
+  // After a `calls=` line comes the inclusive cost of that call: not the caller's own.
+  let callCost = false;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.startsWith('fn=')) {
+      const raw = line.slice(3);
+      const hex = /^0x([0-9a-f]+)$/.exec(raw);
+      // One name for both builds: no build directory, no line (a change moves them), unnamed JIT code together.
+      fn = hex ? (jitName(parseInt(hex[1], 16))?.replace(/(?:file:\/\/)?\/\S*?\/(dist|node_modules)\//, '$1/').replace(/:\d+:\d+$/, '') ?? '(JIT code without a name)') : raw;
+    } else if (line.startsWith('calls=')) {
+      callCost = true;
+    } else if (fn !== undefined && /^[+-]?\d/.test(line)) {
+      if (callCost) callCost = false;
+      else counts.set(fn, (counts.get(fn) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+  }
+  return counts;
+}
+
+/** One side alone under callgrind: warm-up, counters zeroed, the counted requests, a dump. */
+async function countSide(side, name, scenario) {
+  const s = await startSide(side, name, scenario);
+  try {
+    await requests(s.target, WARMUP_REQUESTS, CONNECTIONS);
+    await sleep(500);
+    spawnSync('callgrind_control', ['--zero', String(s.pid)], { stdio: 'ignore' });
+    await requests(s.target, REQUESTS, CONNECTIONS);
+    await sleep(300);
+    const dumped = spawnSync('callgrind_control', ['--dump', String(s.pid)], { encoding: 'utf8' });
+    if (dumped.status !== 0) throw new Error(`callgrind_control --dump: ${dumped.stderr}`);
+    const file = join(tmp, `${name}.cg.1`);
+    for (let i = 0; i < 100 && !existsSync(file); i++) await sleep(100);
+    await sleep(500);
+    const text = readFileSync(file, 'utf8');
+    const total = Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1]);
+    return { perRequest: total / REQUESTS, functions: functionCounts(file, s.pid) };
+  } finally {
+    s.child.kill('SIGTERM');
+    for (let i = 0; i < 100 && !s.child.exited; i++) await sleep(100);
+    if (!s.child.exited) s.child.kill('SIGKILL');
+    for (const f of readdirSync(tmp)) if (f.startsWith(`${name}.cg`)) rmSync(join(tmp, f));
+    rmSync(`/tmp/perf-${s.pid}.map`, { force: true });
+  }
+}
+
+/** Both gateways at once on one core, each driven by its own wrk: CPU time per request, round by round. */
+async function timeSides(a, b) {
   const sides = [await startSide(a, 'old', SCENARIO), await startSide(b, 'new', SCENARIO_NEW)];
   console.log(`paired: ${a.label} vs ${b.label}, scenario ${SCENARIO === SCENARIO_NEW ? SCENARIO : `${SCENARIO} vs ${SCENARIO_NEW}`}; both gateways on core ${GW_CPU} at once, wrk + upstream on core ${LOAD_CPU}; ${ROUNDS} × ${DURATION} s`);
   await Promise.all(sides.map((s) => wrk(s.target, 2, CONNECTIONS)));
@@ -156,6 +262,42 @@ try {
   const ratios = sides[1].us.map((u, i) => u / sides[0].us[i]);
   for (const s of sides) console.log(`${s.label.padEnd(14)} CPU µs/req median ${median(s.us).toFixed(1)}, req/s median ${median(s.rps).toFixed(0)}`);
   console.log(`new ÷ old CPU per request: median ${median(ratios).toFixed(3)} (rounds ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`);
+}
+
+/** BENCH_MEASURE=instructions: both sides counted round by round, one at a time, in alternating order. */
+async function countInstructions(a, b) {
+  if (!which('valgrind')) throw new Error('BENCH_MEASURE=instructions needs valgrind (apt-get install -y valgrind)');
+  console.log(`instructions: ${a.label} vs ${b.label}, scenario ${SCENARIO === SCENARIO_NEW ? SCENARIO : `${SCENARIO} vs ${SCENARIO_NEW}`}; each alone under callgrind (node --single-threaded), ${WARMUP_REQUESTS} requests of warm-up, ${REQUESTS} counted over ${CONNECTIONS} connections; ${ROUNDS} round(s)`);
+  const per = { old: [], new: [] };
+  let last = {};
+  for (let r = 1; r <= ROUNDS; r++) {
+    const order = r % 2 ? [['old', a, SCENARIO], ['new', b, SCENARIO_NEW]] : [['new', b, SCENARIO_NEW], ['old', a, SCENARIO]];
+    for (const [name, side, scenario] of order) {
+      last[name] = await countSide(side, name, scenario);
+      per[name].push(last[name].perRequest);
+    }
+    console.log(`  round ${r}: ${a.label} ${per.old.at(-1).toFixed(0)}, ${b.label} ${per.new.at(-1).toFixed(0)} instructions/request  ratio ${(per.new.at(-1) / per.old.at(-1)).toFixed(3)}`);
+  }
+  const ratios = per.new.map((n, i) => n / per.old[i]);
+  console.log(`new ÷ old instructions per request: median ${median(ratios).toFixed(3)} (rounds ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}); medians ${median(per.old).toFixed(0)} and ${median(per.new).toFixed(0)}`);
+  const names = new Set([...last.old.functions.keys(), ...last.new.functions.keys()]);
+  const diff = [...names].map((n) => [n, ((last.new.functions.get(n) ?? 0) - (last.old.functions.get(n) ?? 0)) / REQUESTS]).sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
+  console.log(`last round, functions whose own instructions per request changed most (new − old; ${a.label} → ${b.label}):`);
+  for (const [n, d] of diff.slice(0, Number(env.BENCH_TOP ?? 25))) {
+    const o = (last.old.functions.get(n) ?? 0) / REQUESTS;
+    console.log(`  ${(d >= 0 ? '+' : '') + d.toFixed(0).padStart(7)}  ${o.toFixed(0).padStart(7)} → ${(o + d).toFixed(0).padStart(7)}  ${n.slice(0, 110)}`);
+  }
+}
+
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+try {
+  ensureTools();
+  const a = build(oldRev, 'old');
+  const b = build(newRev, 'new');
+  const [ucmd, uargs] = pinned(LOAD_CPU, process.execPath, [join(ROOT, 'bench', 'upstream.mjs'), String(upstreamPort)]);
+  await waitUp(`${upstreamOrigin}/`, {}, startChild('upstream', ucmd, uargs));
+  await (COUNTING ? countInstructions(a, b) : timeSides(a, b));
 } finally {
   await stopAll();
   for (const name of ['old', 'new']) if (existsSync(join(tmp, name))) spawnSync('git', ['worktree', 'remove', '--force', join(tmp, name)], { cwd: ROOT });
