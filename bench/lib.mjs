@@ -85,6 +85,11 @@ export async function freePort() {
   return port;
 }
 
+/** wrk's `Name: value` header lines as the header object an HTTP client takes. */
+export function headerObject(lines) {
+  return Object.fromEntries(lines.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
+}
+
 /** One GET; resolves with the status (or rejects on a connection error). */
 export function probe(url, headers = {}) {
   return new Promise((resolve, reject) => {

@@ -42,12 +42,14 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { cpuMicros, ensureTools, freePort, GW_CPU, LOAD_CPU, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, which, wrk } from './lib.mjs';
+import { cpuMicros, ensureTools, freePort, GW_CPU, headerObject, LOAD_CPU, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, which, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const env = process.env;
 const SCENARIO = env.BENCH_SCENARIO ?? 'sa';
 const SCENARIO_NEW = env.BENCH_SCENARIO_NEW ?? SCENARIO;
+/** The scenario (or both) for the run's heading. */
+const SCENARIO_LABEL = SCENARIO === SCENARIO_NEW ? SCENARIO : `${SCENARIO} vs ${SCENARIO_NEW}`;
 /** The reference proxies of `npm run bench`, as a side: `bare` (3a) and `fastify` (3b). */
 const PEERS = { bare: 'bare-proxy.mjs', fastify: 'fastify-proxy.mjs' };
 
@@ -147,7 +149,7 @@ async function startSide(side, name, scenario) {
   const [cmd, args] = launch(name, [bin, 'start', '-c', file]);
   const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info' } });
   const url = `http://127.0.0.1:${port}/bench/hello`;
-  const probe = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
+  const probe = headerObject(headers);
   let status = await waitUp(url, probe, child, COUNTING ? 120_000 : undefined);
   // An issuer whose JWKS is not fetched yet answers 503 for a moment.
   for (let i = 0; status === 503 && i < 50; i++) status = await sleep(100).then(() => waitUp(url, probe, child));
@@ -158,7 +160,7 @@ async function startSide(side, name, scenario) {
 /** Exactly `count` GET requests to `target` over `connections` keep-alive connections; any answer but 200 is an error. */
 async function requests(target, count, connections) {
   const url = new URL(target.url);
-  const headers = Object.fromEntries(target.headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
+  const headers = headerObject(target.headers);
   const pool = new Pool(url.origin, { connections, pipelining: 1 });
   let left = count;
   const one = async () => {
@@ -175,8 +177,8 @@ async function requests(target, count, connections) {
   }
 }
 
-/** Self instructions by function in a callgrind file, JIT code named from the process's perf map. */
-function functionCounts(file, pid) {
+/** Self instructions by function in a callgrind dump (its text), JIT code named from the process's perf map. */
+function functionCounts(text, pid) {
   const map = [];
   try {
     for (const line of readFileSync(`/tmp/perf-${pid}.map`, 'utf8').split('\n')) {
@@ -202,7 +204,7 @@ function functionCounts(file, pid) {
   let fn;
   // After a `calls=` line comes the inclusive cost of that call: not the caller's own.
   let callCost = false;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     if (line.startsWith('fn=')) {
       const raw = line.slice(3);
       const hex = /^0x([0-9a-f]+)$/.exec(raw);
@@ -234,7 +236,7 @@ async function countSide(side, name, scenario) {
     await sleep(500);
     const text = readFileSync(file, 'utf8');
     const total = Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1]);
-    return { perRequest: total / REQUESTS, functions: functionCounts(file, s.pid) };
+    return { perRequest: total / REQUESTS, functions: functionCounts(text, s.pid) };
   } finally {
     s.child.kill('SIGTERM');
     for (let i = 0; i < 100 && !s.child.exited; i++) await sleep(100);
@@ -247,7 +249,7 @@ async function countSide(side, name, scenario) {
 /** Both gateways at once on one core, each driven by its own wrk: CPU time per request, round by round. */
 async function timeSides(a, b) {
   const sides = [await startSide(a, 'old', SCENARIO), await startSide(b, 'new', SCENARIO_NEW)];
-  console.log(`paired: ${a.label} vs ${b.label}, scenario ${SCENARIO === SCENARIO_NEW ? SCENARIO : `${SCENARIO} vs ${SCENARIO_NEW}`}; both gateways on core ${GW_CPU} at once, wrk + upstream on core ${LOAD_CPU}; ${ROUNDS} × ${DURATION} s`);
+  console.log(`paired: ${a.label} vs ${b.label}, scenario ${SCENARIO_LABEL}; both gateways on core ${GW_CPU} at once, wrk + upstream on core ${LOAD_CPU}; ${ROUNDS} × ${DURATION} s`);
   await Promise.all(sides.map((s) => wrk(s.target, 2, CONNECTIONS)));
   for (let r = 1; r <= ROUNDS; r++) {
     const before = sides.map((s) => cpuMicros([s.pid]));
@@ -267,9 +269,9 @@ async function timeSides(a, b) {
 /** BENCH_MEASURE=instructions: both sides counted round by round, one at a time, in alternating order. */
 async function countInstructions(a, b) {
   if (!which('valgrind')) throw new Error('BENCH_MEASURE=instructions needs valgrind (apt-get install -y valgrind)');
-  console.log(`instructions: ${a.label} vs ${b.label}, scenario ${SCENARIO === SCENARIO_NEW ? SCENARIO : `${SCENARIO} vs ${SCENARIO_NEW}`}; each alone under callgrind (node --single-threaded), ${WARMUP_REQUESTS} requests of warm-up, ${REQUESTS} counted over ${CONNECTIONS} connections; ${ROUNDS} round(s)`);
+  console.log(`instructions: ${a.label} vs ${b.label}, scenario ${SCENARIO_LABEL}; each alone under callgrind (node --single-threaded), ${WARMUP_REQUESTS} requests of warm-up, ${REQUESTS} counted over ${CONNECTIONS} connections; ${ROUNDS} round(s)`);
   const per = { old: [], new: [] };
-  let last = {};
+  const last = {};
   for (let r = 1; r <= ROUNDS; r++) {
     const order = r % 2 ? [['old', a, SCENARIO], ['new', b, SCENARIO_NEW]] : [['new', b, SCENARIO_NEW], ['old', a, SCENARIO]];
     for (const [name, side, scenario] of order) {

@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, wrk } from './lib.mjs';
+import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -174,7 +174,7 @@ async function gatehouseScenario(name, { auth, prod = false, logLevel = LOG_LEVE
   const [cmd, args] = pinned(GW_CPU, process.execPath, [...cpuProf(name), GATEHOUSE_BIN, 'start', '-c', file]);
   const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: !prod, extraEnv: { GATEHOUSE_LOG_LEVEL: logLevel, NODE_ENV: 'production' } });
   const url = `http://127.0.0.1:${port}${PATH}`;
-  const probeHeaders = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]));
+  const probeHeaders = headerObject(headers);
   let status;
   try {
     status = await waitUp(url, probeHeaders, child);
