@@ -1,9 +1,9 @@
 /**
  * The `service_account` authenticator: claims bearer tokens that start with
- * `<prefix>_`, checks shape and checksum without touching the store, then
- * looks the key id up in the store's in-memory snapshot and compares the
- * secret's SHA-256 in constant time — once per token and snapshot on a
- * connection (token-memo.ts); expiry and revocation on every request.
+ * `<prefix>_`, looks the key id up in the store's in-memory snapshot (no
+ * I/O), compares the secret's SHA-256 in constant time and checks digits and
+ * checksum — once per token and snapshot on a connection (token-memo.ts);
+ * expiry and revocation on every request.
  */
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
@@ -72,7 +72,8 @@ export class ServiceAccountAuthenticator implements Authenticator {
 
   /** The stored record whose hash the token's secret matches, or a 401. */
   #find(token: string, snapshot: StoreSnapshot, ctx: RequestContext | undefined): Found {
-    // Digits and checksum are only checked for a token that fails: one that matches its stored hash was issued.
+    // The lookup comes first; digits and checksum are checked by the refusal, or once the secret matched (a memo miss:
+    // once per connection and token). The right secret under a wrong checksum is not the token issued: refused too.
     const parts = tokenParts(this.#prefix, token);
     const entry = parts && snapshot.byKeyId(parts.keyId);
     if (!parts || !entry) throw this.#refusal(token, ctx, 'no service-account token has key id');
@@ -82,6 +83,12 @@ export class ServiceAccountAuthenticator implements Authenticator {
       this.#known.set(entry.token, known);
     }
     if (!secretMatches(parts.secret, known.hash)) throw this.#refusal(token, ctx, 'wrong secret for key id');
+    const parsed = parseToken(this.#prefix, token);
+    if (!parsed.ok) {
+      // The secret proved the key id: the audit record names it, so the holder of a mangled token can be found.
+      if (ctx) ctx.keyId = parts.keyId;
+      throw unauthenticated('token_malformed', parsed.problem);
+    }
     return { by: this, snapshot, entry, known, keyId: parts.keyId };
   }
 

@@ -246,12 +246,22 @@ t.test('malformed, mistyped and unknown tokens: generic 401, precise audit reaso
   const typoInKeyId = token.slice(0, 6) + (token[6] === 'a' ? 'b' : 'a') + token.slice(7);
   t.equal((await env.call(typoInKeyId)).status, 401);
   t.equal(lastReason(env.g), 'token_malformed', 'so does one mistyped in its key id');
+  // Key id and secret right, the checksum changed: not the token issued (secret scanners go by the checksum), refused.
+  const badSum = token.slice(0, -1) + (token.at(-1) === 'a' ? 'b' : 'a');
+  t.equal((await env.call(badSum)).status, 401, 'the right secret under a wrong checksum is refused');
+  t.equal(lastReason(env.g), 'token_malformed');
+  t.equal((await env.call(token)).status, 200, 'the token as issued still works');
   t.equal((await env.call('gth_short')).status, 401);
   t.equal(lastReason(env.g), 'token_malformed');
   await env.cli('accounts', 'delete', 'real');
   t.ok((await until(() => env.call(token), 401)) < 2000);
   t.equal(lastReason(env.g), 'token_unknown');
   t.equal((await env.call('something-else')).status, 401, 'a token no authenticator claims');
+  await env.g.gw.close();
+  const malformed = readFileSync(join(env.g.dir, 'data', 'audit.log'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { reason?: string; key_id?: string | null }).filter((r) => r.reason === 'token_malformed');
+  t.strictSame(malformed.map((r) => r.key_id), [null, null, token.split('_')[1], null, null],
+    'a malformed token names no key id, except one whose secret proved it: that one is traceable to its account');
 });
 
 t.test('last-used times are batched into the store, not written per request', async (t) => {
