@@ -128,6 +128,8 @@ async function startSide(side, name, scenario) {
   }
   const admin = sc.admin ? `  admin: 127.0.0.1:${await freePort()}\n` : '';
   const dir = join(tmp, `${name}-run`);
+  // A fresh directory per start: a counting round starts each side anew, and its store must not hold the last round's account.
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const jwt = sc.auth === 'jwt' ? await startJwks() : undefined;
   const route =
