@@ -43,7 +43,11 @@ const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'upgrade']);
 
 /** Lower-case with "_" and "." as "-". */
 export function canonicalName(name: string): string {
-  const lower = name.toLowerCase();
+  return canonicalLower(name.toLowerCase());
+}
+
+/** canonicalName() of a name that is lower-case already (undici's response header names). */
+function canonicalLower(lower: string): string {
   return lower.includes('_') || lower.includes('.') ? lower.replace(/[_.]/g, '-') : lower;
 }
 
@@ -117,6 +121,8 @@ function identityHeaders(p: Principal, roles: Set<string> | undefined): readonly
  * The upstream's response headers minus hop-by-hop ones, plus X-Request-Id
  * (the gateway's, in place of any the upstream sent), as the flat
  * [name, value, …] list writeHead() takes without building an object.
+ * `headers` is undici's parsed object: its names are lower-case already
+ * (util.parseHeaders()), so they are not lower-cased again.
  */
 export function clientResponseHeaders(ctx: RequestContext, headers: IncomingHttpHeaders): (string | string[])[] {
   const listed = connectionTokens(headers.connection);
@@ -124,7 +130,7 @@ export function clientResponseHeaders(ctx: RequestContext, headers: IncomingHttp
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined) continue;
-    const c = canonicalName(name);
+    const c = canonicalLower(name);
     if (HOP_BY_HOP.has(c) || c === 'x-request-id' || listed?.has(c)) continue;
     out.push(name, v);
   }
