@@ -190,8 +190,11 @@ export async function wrk(target, seconds, connections) {
   }
 }
 
+const HEADER_ORDER = new URL('header-order.lua', import.meta.url).pathname;
+
 function wrkOnce(target, seconds, connections) {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
+  // header-order.lua: the same header order in every run (see there).
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-s', HEADER_ORDER];
   for (const h of target.headers ?? []) args.push('-H', h);
   args.push(target.url);
   const [cmd, a] = pinned(LOAD_CPU, 'wrk', args);
