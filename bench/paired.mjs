@@ -179,7 +179,17 @@ async function requests(target, count, connections) {
   }
 }
 
-/** Self instructions by function in a callgrind dump (its text), JIT code named from the process's perf map. */
+/** V8's ways from running code into its compilers (with --single-threaded, all compiling happens inside these calls). */
+const COMPILE_ENTRY = /^v8::internal::Runtime_(CompileOptimized|CompileOptimizedOSR|CompileLazy|CompileBaseline|InstallBaselineCode|CompileOptimized_Concurrent|CompileOptimized_NotConcurrent|CompileMaglev\w*|CompileTurbofan\w*)\(/;
+
+/** Functions of V8's compilers: the ledger leaves them out (compiling is counted apart, above). */
+const COMPILER_ROW = /^v8::internal::(compiler|maglev|baseline)::/;
+
+/**
+ * Self instructions by function in a callgrind dump (its text), JIT code
+ * named from the process's perf map; and the instructions spent compiling
+ * (the inclusive cost of the calls into COMPILE_ENTRY).
+ */
 function functionCounts(text, pid) {
   const map = [];
   try {
@@ -204,10 +214,14 @@ function functionCounts(text, pid) {
   };
   const counts = new Map();
   let fn;
+  let callee = '';
+  let compiling = 0;
   // After a `calls=` line comes the inclusive cost of that call: not the caller's own.
   let callCost = false;
   for (const line of text.split('\n')) {
-    if (line.startsWith('fn=')) {
+    if (line.startsWith('cfn=')) {
+      callee = line.slice(4);
+    } else if (line.startsWith('fn=')) {
       const raw = line.slice(3);
       const hex = /^0x([0-9a-f]+)$/.exec(raw);
       // One name for both builds: no build directory, no line (a change moves them), unnamed JIT code together.
@@ -215,11 +229,14 @@ function functionCounts(text, pid) {
     } else if (line.startsWith('calls=')) {
       callCost = true;
     } else if (fn !== undefined && /^[+-]?\d/.test(line)) {
-      if (callCost) callCost = false;
-      else counts.set(fn, (counts.get(fn) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+      const cost = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (!callCost) counts.set(fn, (counts.get(fn) ?? 0) + cost);
+      // JavaScript enters V8's compilers only through these runtime functions: their calls hold all of its compiling.
+      else if (COMPILE_ENTRY.test(callee)) compiling += cost;
+      callCost = false;
     }
   }
-  return counts;
+  return { counts, compiling };
 }
 
 /** One side alone under callgrind: warm-up, counters zeroed, the counted requests, a dump. */
@@ -238,7 +255,8 @@ async function countSide(side, name, scenario) {
     await sleep(500);
     const text = readFileSync(file, 'utf8');
     const total = Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1]);
-    return { perRequest: total / REQUESTS, functions: functionCounts(text, s.pid) };
+    const { counts, compiling } = functionCounts(text, s.pid);
+    return { perRequest: (total - compiling) / REQUESTS, compiling: compiling / REQUESTS, functions: counts };
   } finally {
     s.child.kill('SIGTERM');
     for (let i = 0; i < 100 && !s.child.exited; i++) await sleep(100);
@@ -280,13 +298,17 @@ async function countInstructions(a, b) {
       last[name] = await countSide(side, name, scenario);
       per[name].push(last[name].perRequest);
     }
-    console.log(`  round ${r}: ${a.label} ${per.old.at(-1).toFixed(0)}, ${b.label} ${per.new.at(-1).toFixed(0)} instructions/request  ratio ${(per.new.at(-1) / per.old.at(-1)).toFixed(3)}`);
+    const compiled = (name) => `(+${last[name].compiling.toFixed(0)} compiling)`;
+    console.log(`  round ${r}: ${a.label} ${per.old.at(-1).toFixed(0)} ${compiled('old')}, ${b.label} ${per.new.at(-1).toFixed(0)} ${compiled('new')} instructions/request  ratio ${(per.new.at(-1) / per.old.at(-1)).toFixed(3)}`);
   }
   const ratios = per.new.map((n, i) => n / per.old[i]);
   console.log(`new ÷ old instructions per request: median ${median(ratios).toFixed(3)} (rounds ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}); medians ${median(per.old).toFixed(0)} and ${median(per.new).toFixed(0)}`);
   const names = new Set([...last.old.functions.keys(), ...last.new.functions.keys()]);
-  const diff = [...names].map((n) => [n, ((last.new.functions.get(n) ?? 0) - (last.old.functions.get(n) ?? 0)) / REQUESTS]).sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
-  console.log(`last round, functions whose own instructions per request changed most (new − old; ${a.label} → ${b.label}):`);
+  const diff = [...names]
+    .filter((n) => !COMPILER_ROW.test(n))
+    .map((n) => [n, ((last.new.functions.get(n) ?? 0) - (last.old.functions.get(n) ?? 0)) / REQUESTS])
+    .sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
+  console.log(`last round, functions whose own instructions per request changed most (new − old; ${a.label} → ${b.label}; V8's compilers left out):`);
   for (const [n, d] of diff.slice(0, Number(env.BENCH_TOP ?? 25))) {
     const o = (last.old.functions.get(n) ?? 0) / REQUESTS;
     console.log(`  ${(d >= 0 ? '+' : '') + d.toFixed(0).padStart(7)}  ${o.toFixed(0).padStart(7)} → ${(o + d).toFixed(0).padStart(7)}  ${n.slice(0, 110)}`);
