@@ -258,7 +258,10 @@ t.test('malformed, mistyped and unknown tokens: generic 401, precise audit reaso
   t.equal(lastReason(env.g), 'token_unknown');
   t.equal((await env.call('something-else')).status, 401, 'a token no authenticator claims');
   await env.g.gw.close();
-  const malformed = readFileSync(join(env.g.dir, 'data', 'audit.log'), 'utf8').split('\n').filter(Boolean)
+  const audit = readFileSync(join(env.g.dir, 'data', 'audit.log'), 'utf8');
+  noSecrets(t, env, 'the audit log', audit);
+  noSecrets(t, env, 'the gateway log', env.g.logs.join('\n'));
+  const malformed = audit.split('\n').filter(Boolean)
     .map((l) => JSON.parse(l) as { reason?: string; key_id?: string | null }).filter((r) => r.reason === 'token_malformed');
   t.strictSame(malformed.map((r) => r.key_id), [null, null, token.split('_')[1], null, null],
     'a malformed token names no key id, except one whose secret proved it: that one is traceable to its account');
