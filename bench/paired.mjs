@@ -179,8 +179,8 @@ async function requests(target, count, connections) {
   }
 }
 
-/** V8's ways from running code into its compilers (with --single-threaded, all compiling happens inside these calls). */
-const COMPILE_ENTRY = /^v8::internal::Runtime_(CompileOptimized|CompileOptimizedOSR|CompileLazy|CompileBaseline|InstallBaselineCode|CompileOptimized_Concurrent|CompileOptimized_NotConcurrent|CompileMaglev\w*|CompileTurbofan\w*)\(/;
+/** V8's ways from running code into its compilers, Runtime_Compile* and Runtime_InstallBaselineCode, whatever the version calls them (with --single-threaded, all compiling happens inside these calls). */
+const COMPILE_ENTRY = /^v8::internal::Runtime_(Compile\w*|InstallBaselineCode)\(/;
 
 /** Functions of V8's compilers: the ledger leaves them out (compiling is counted apart, above). */
 const COMPILER_ROW = /^v8::internal::(compiler|maglev|baseline)::/;
