@@ -50,7 +50,45 @@ export function logTail(child, lines = 15) {
   }
 }
 
+/**
+ * Every proxy under test is pinned to the same core and stays up for the
+ * whole run, so while one is measured the others sit idle beside it — and an
+ * idle Node process is not silent: its timers (an event-loop-delay monitor
+ * at 100 Hz, file polls, flushes) and its GC take about 10 ms of CPU a
+ * second each, and each wakeup preempts the process being measured.
+ * withOthersPaused() stops those bystanders (SIGSTOP) for the length of a
+ * measurement and continues them afterwards (SIGCONT), also on failure.
+ * BENCH_NO_PAUSE=1 leaves them running (to see the difference).
+ */
+const paused = new Set();
+
+export async function withOthersPaused(running, all, fn) {
+  const keep = new Set(running.flatMap((pid) => processTree(pid)));
+  const stop = env.BENCH_NO_PAUSE === '1' ? [] : [...new Set(all.flatMap((pid) => processTree(pid)))].filter((p) => !keep.has(p));
+  for (const p of stop) {
+    try {
+      process.kill(p, 'SIGSTOP');
+      paused.add(p);
+    } catch {}
+  }
+  try {
+    return await fn();
+  } finally {
+    resumeAll();
+  }
+}
+
+function resumeAll() {
+  for (const p of paused) {
+    try {
+      process.kill(p, 'SIGCONT');
+    } catch {}
+  }
+  paused.clear();
+}
+
 export async function stopAll() {
+  resumeAll();
   const list = [...children];
   for (const c of list) c.kill('SIGTERM');
   // A gateway writing a CPU profile on exit may need a while.
@@ -61,6 +99,7 @@ export async function stopAll() {
 
 // Last resort: synchronous kill on any exit, including an uncaught error.
 process.on('exit', () => {
+  resumeAll();
   for (const c of children) {
     try {
       c.kill('SIGKILL');

@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, wrk } from './lib.mjs';
+import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -326,7 +326,7 @@ function printTable(results, summary) {
  * core each, as `npm run bench:paired` compares two revisions. p99 is not
  * compared here: two proxies sharing a core delay each other's requests.
  */
-async function pairedPhase(targets) {
+async function pairedPhase(targets, allPids) {
   const byKey = new Map(targets.map(([sc, t]) => [sc.key, t]));
   const out = {};
   const raw = {};
@@ -340,7 +340,7 @@ async function pairedPhase(targets) {
       for (let i = 0; i < PAIRED_ROUNDS; i++) {
         const pids = [processTree(a.pid), processTree(b.pid)];
         const cpu0 = pids.map(cpuMicros);
-        const [ra, rb] = await Promise.all([wrk(a, DURATION, CONNECTIONS), wrk(b, DURATION, CONNECTIONS)]);
+        const [ra, rb] = await withOthersPaused([a.pid, b.pid], allPids, () => Promise.all([wrk(a, DURATION, CONNECTIONS), wrk(b, DURATION, CONNECTIONS)]));
         const used = pids.map((p, j) => cpuMicros(p) - cpu0[j]);
         const cpu = used.map((u, j) => u / [ra, rb][j].requests);
         // A proxy that answered nothing (stalled) must not make the other look good.
@@ -390,12 +390,14 @@ async function main() {
     cpuModel: os.cpus()[0]?.model,
     loadavgStart: os.loadavg(),
     pinning: PIN ? { gateway: GW_CPU, loadAndUpstream: LOAD_CPU } : null,
+    pausedOthers: env.BENCH_NO_PAUSE !== '1',
     settings: { duration: DURATION, rounds: ROUNDS, pairedRounds: PAIRED_ROUNDS, warmup: WARMUP, connections: CONNECTIONS, wrkThreads: 1, path: PATH, gatehouseLogLevel: LOG_LEVEL },
   };
 
   console.log('Gatehouse benchmark (issue 6)');
   if (PIN) console.log(`  pinning: proxy under test on core ${GW_CPU} (taskset -c ${GW_CPU}); wrk and the upstream on core ${LOAD_CPU} (taskset -c ${LOAD_CPU})`);
-  else console.log(`  pinning: OFF (${CPUS} core${CPUS === 1 ? '' : 's'}${env.BENCH_NO_PIN === '1' ? ', BENCH_NO_PIN=1' : ''}): figures mix the gateway with the load generator`);
+  console.log(`  the other proxies: ${env.BENCH_NO_PAUSE === '1' ? 'left running while one is measured (BENCH_NO_PAUSE=1)' : 'paused (SIGSTOP) while one is measured'}`);
+  if (!PIN) console.log(`  pinning: OFF (${CPUS} core${CPUS === 1 ? '' : 's'}${env.BENCH_NO_PIN === '1' ? ', BENCH_NO_PIN=1' : ''}): figures mix the gateway with the load generator`);
   console.log(`  wrk ${meta.wrk}: 1 thread, ${CONNECTIONS} connections, ${DURATION} s per measurement, ${ROUNDS} round(s) alternating, ${WARMUP} s warm-up; GET ${PATH}, loopback only`);
   console.log(`  node ${meta.node}, nginx ${meta.nginx}, ${meta.cpuModel} × ${CPUS}; load average ${meta.loadavgStart.map((x) => x.toFixed(2)).join(' ')}`);
   if (meta.loadavgStart[0] > 0.5) console.log('  note: the machine is not idle (load average above); expect noisy figures');
@@ -421,6 +423,7 @@ async function main() {
     targets.push([sc, t]);
   }
 
+  const allPids = targets.map(([, t]) => t.pid).filter(Boolean);
   if (WARMUP > 0) {
     process.stdout.write('  warming up:');
     for (const [sc, t] of targets) {
@@ -434,7 +437,7 @@ async function main() {
     for (const [sc, t] of targets) {
       const pids = t.pid ? processTree(t.pid) : [];
       const cpu0 = cpuMicros(pids);
-      const r = await wrk(t, DURATION, CONNECTIONS);
+      const r = await withOthersPaused([t.pid].filter(Boolean), allPids, () => wrk(t, DURATION, CONNECTIONS));
       if (t.pid) r.cpuUsPerRequest = (cpuMicros(pids) - cpu0) / r.requests;
       results[sc.key].rounds.push(r);
       process.stdout.write(` ${sc.id}=${Math.round(r.rps)}${r.non2xx || r.socketErrors ? `(!${r.non2xx} non-2xx, ${r.socketErrors} socket errors)` : ''}`);
@@ -442,7 +445,7 @@ async function main() {
     process.stdout.write('\n');
   }
 
-  const paired = PAIRED_ROUNDS > 0 ? await pairedPhase(targets) : { summary: {}, rounds: {} };
+  const paired = PAIRED_ROUNDS > 0 ? await pairedPhase(targets, allPids) : { summary: {}, rounds: {} };
   meta.loadavgEnd = os.loadavg();
   meta.finished = new Date().toISOString();
   const summary = summarize(results);
