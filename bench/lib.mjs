@@ -60,11 +60,12 @@ export function logTail(child, lines = 15) {
  * measurement and continues them afterwards (SIGCONT), also on failure.
  * BENCH_NO_PAUSE=1 leaves them running (to see the difference).
  */
+export const PAUSE_OTHERS = env.BENCH_NO_PAUSE !== '1';
 const paused = new Set();
 
 export async function withOthersPaused(running, all, fn) {
   const keep = new Set(running.flatMap((pid) => processTree(pid)));
-  const stop = env.BENCH_NO_PAUSE === '1' ? [] : [...new Set(all.flatMap((pid) => processTree(pid)))].filter((p) => !keep.has(p));
+  const stop = !PAUSE_OTHERS ? [] : [...new Set(all.flatMap((pid) => processTree(pid)))].filter((p) => !keep.has(p));
   for (const p of stop) {
     try {
       process.kill(p, 'SIGSTOP');

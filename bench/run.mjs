@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
+import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, PAUSE_OTHERS, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -390,13 +390,13 @@ async function main() {
     cpuModel: os.cpus()[0]?.model,
     loadavgStart: os.loadavg(),
     pinning: PIN ? { gateway: GW_CPU, loadAndUpstream: LOAD_CPU } : null,
-    pausedOthers: env.BENCH_NO_PAUSE !== '1',
+    pausedOthers: PAUSE_OTHERS,
     settings: { duration: DURATION, rounds: ROUNDS, pairedRounds: PAIRED_ROUNDS, warmup: WARMUP, connections: CONNECTIONS, wrkThreads: 1, path: PATH, gatehouseLogLevel: LOG_LEVEL },
   };
 
   console.log('Gatehouse benchmark (issue 6)');
   if (PIN) console.log(`  pinning: proxy under test on core ${GW_CPU} (taskset -c ${GW_CPU}); wrk and the upstream on core ${LOAD_CPU} (taskset -c ${LOAD_CPU})`);
-  console.log(`  the other proxies: ${env.BENCH_NO_PAUSE === '1' ? 'left running while one is measured (BENCH_NO_PAUSE=1)' : 'paused (SIGSTOP) while one is measured'}`);
+  console.log(`  the other proxies: ${PAUSE_OTHERS ? 'paused (SIGSTOP) while one is measured' : 'left running while one is measured (BENCH_NO_PAUSE=1)'}`);
   if (!PIN) console.log(`  pinning: OFF (${CPUS} core${CPUS === 1 ? '' : 's'}${env.BENCH_NO_PIN === '1' ? ', BENCH_NO_PIN=1' : ''}): figures mix the gateway with the load generator`);
   console.log(`  wrk ${meta.wrk}: 1 thread, ${CONNECTIONS} connections, ${DURATION} s per measurement, ${ROUNDS} round(s) alternating, ${WARMUP} s warm-up; GET ${PATH}, loopback only`);
   console.log(`  node ${meta.node}, nginx ${meta.nginx}, ${meta.cpuModel} × ${CPUS}; load average ${meta.loadavgStart.map((x) => x.toFixed(2)).join(' ')}`);
