@@ -7,6 +7,7 @@ import { Resources } from '../config/resources.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
 import { configPath, EXIT_OK, EXIT_REFUSED, parse, type CliIo } from './args.js';
+import { PRODUCTION_NODE_FLAGS, UNPINNED_WARNING, youngGenerationPinned } from './node-flags.js';
 
 export async function checkCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { quiet: { type: 'boolean', short: 'q' } });
@@ -48,6 +49,7 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
     log.flush();
     return EXIT_REFUSED;
   }
+  if (!youngGenerationPinned()) log.warn({ node_flags: PRODUCTION_NODE_FLAGS.join(' ') }, UNPINNED_WARNING);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: string) => {

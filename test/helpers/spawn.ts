@@ -15,8 +15,9 @@ export interface Spawned {
   waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
 
-export function spawnCli(t: Tap, args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `nodeFlags`: node's own options, before the script (e.g. PRODUCTION_NODE_FLAGS). */
+export function spawnCli(t: Tap, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): Spawned {
+  const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], { env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const waiters: (() => void)[] = [];
