@@ -18,11 +18,14 @@
 //   BENCH_KEEP_TMP=1         keep the temporary directory (configs, logs)
 //   BENCH_CPU_PROF=1         Gatehouse and the Node reference proxies run with --cpu-prof;
 //                            profiles in bench/results/profiles/<scenario key>/
+//   BENCH_NODE_FLAGS="..."   node flags of Gatehouse and the Node reference proxies alike
+//                            (default: Gatehouse's production flags, src/cli/node-flags.ts;
+//                            BENCH_NODE_FLAGS= for none)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, PAUSE_OTHERS, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -51,14 +54,21 @@ async function startUpstream() {
   await waitUp(upstreamOrigin + PATH, {}, child);
 }
 
-/** BENCH_CPU_PROF=1: node flags that write a V8 CPU profile on exit into bench/results/profiles/<key>/. */
-function cpuProf(key) {
-  return env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', '--cpu-prof-dir', join(BENCH, 'results', 'profiles', key)] : [];
+/**
+ * Node flags of every Node proxy, Gatehouse and the reference proxies alike,
+ * so that none is measured with a runtime setting the others lack: set in
+ * main() once dist/ is built (Gatehouse's production flags by default).
+ */
+let nodeFlags = [];
+
+/** The node flags of a proxy; with BENCH_CPU_PROF=1, a V8 CPU profile on exit into bench/results/profiles/<key>/. */
+function nodeArgs(key) {
+  return env.BENCH_CPU_PROF === '1' ? [...nodeFlags, '--cpu-prof', '--cpu-prof-dir', join(BENCH, 'results', 'profiles', key)] : nodeFlags;
 }
 
 async function startNodeProxy(name, script, key) {
   const port = await freePort();
-  const [cmd, args] = pinned(GW_CPU, process.execPath, [...cpuProf(key), join(BENCH, script), String(port), upstreamOrigin]);
+  const [cmd, args] = pinned(GW_CPU, process.execPath, [...nodeArgs(key), join(BENCH, script), String(port), upstreamOrigin]);
   const child = startChild(name, cmd, args);
   const url = `http://127.0.0.1:${port}${PATH}`;
   const status = await waitUp(url, {}, child);
@@ -171,7 +181,7 @@ async function gatehouseScenario(name, { auth, prod = false, logLevel = LOG_LEVE
     if (!token) return { skip: `${feature} not available (accounts create: ${firstLine(r.stderr) || firstLine(r.stdout) || `exit ${r.status}`})` };
     headers.push(`Authorization: Bearer ${token}`);
   }
-  const [cmd, args] = pinned(GW_CPU, process.execPath, [...cpuProf(name), GATEHOUSE_BIN, 'start', '-c', file]);
+  const [cmd, args] = pinned(GW_CPU, process.execPath, [...nodeArgs(name), GATEHOUSE_BIN, 'start', '-c', file]);
   const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: !prod, extraEnv: { GATEHOUSE_LOG_LEVEL: logLevel, NODE_ENV: 'production' } });
   const url = `http://127.0.0.1:${port}${PATH}`;
   const probeHeaders = headerObject(headers);
@@ -376,6 +386,7 @@ async function main() {
     if (r.status !== 0) throw new Error('build failed');
   }
   if (!existsSync(GATEHOUSE_BIN)) throw new Error(`${GATEHOUSE_BIN} is missing: npm run build`);
+  nodeFlags = env.BENCH_NODE_FLAGS !== undefined ? env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean) : [...(await import(pathToFileURL(join(ROOT, 'dist', 'cli', 'node-flags.js')).href)).PRODUCTION_NODE_FLAGS];
   if (env.BENCH_CPU_PROF === '1') rmSync(join(BENCH, 'results', 'profiles'), { recursive: true, force: true });
   tmp = mkdtempSync(join(os.tmpdir(), 'gatehouse-bench-'));
   setWorkDir(tmp);
@@ -391,11 +402,13 @@ async function main() {
     loadavgStart: os.loadavg(),
     pinning: PIN ? { gateway: GW_CPU, loadAndUpstream: LOAD_CPU } : null,
     pausedOthers: PAUSE_OTHERS,
+    nodeFlags,
     settings: { duration: DURATION, rounds: ROUNDS, pairedRounds: PAIRED_ROUNDS, warmup: WARMUP, connections: CONNECTIONS, wrkThreads: 1, path: PATH, gatehouseLogLevel: LOG_LEVEL },
   };
 
   console.log('Gatehouse benchmark (issue 6)');
   if (PIN) console.log(`  pinning: proxy under test on core ${GW_CPU} (taskset -c ${GW_CPU}); wrk and the upstream on core ${LOAD_CPU} (taskset -c ${LOAD_CPU})`);
+  console.log(`  node flags, Gatehouse and the Node reference proxies alike: ${nodeFlags.join(' ') || '(none)'}${env.BENCH_NODE_FLAGS === undefined ? " (Gatehouse's production flags)" : ' (BENCH_NODE_FLAGS)'}`);
   console.log(`  the other proxies: ${PAUSE_OTHERS ? 'paused (SIGSTOP) while one is measured' : 'left running while one is measured (BENCH_NO_PAUSE=1)'}`);
   if (!PIN) console.log(`  pinning: OFF (${CPUS} core${CPUS === 1 ? '' : 's'}${env.BENCH_NO_PIN === '1' ? ', BENCH_NO_PIN=1' : ''}): figures mix the gateway with the load generator`);
   console.log(`  wrk ${meta.wrk}: 1 thread, ${CONNECTIONS} connections, ${DURATION} s per measurement, ${ROUNDS} round(s) alternating, ${WARMUP} s warm-up; GET ${PATH}, loopback only`);
