@@ -6,9 +6,9 @@ import t from 'tap';
 import { main } from '../../src/cli/main.js';
 import { flushAudit, startGateway } from '../helpers/gateway.js';
 import { useFakeAuth } from '../helpers/fake-auth.js';
+import { BIN, LISTENING_HTTP } from '../helpers/spawn.js';
 import { startUpstream } from '../helpers/upstream.js';
 
-const BIN = resolve('dist/cli/bin.js');
 
 /** An account event appended from another process, as the accounts CLI appends it (the built dist/). */
 function cliEvent(configFile: string, e: Record<string, string>): Promise<void> {
@@ -59,7 +59,7 @@ t.test('SIGTERM under load leaves one record for every request that got a respon
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const port = await new Promise<number>((res, rej) => {
     const timer = setInterval(() => {
-      const m = /"address":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening \(HTTP\)"/.exec(stdout);
+      const m = LISTENING_HTTP.exec(stdout);
       if (m) {
         clearInterval(timer);
         res(Number(m[1]));
@@ -193,7 +193,7 @@ t.test('SIGUSR2 makes a running gateway reopen the audit file after logrotate mo
     }
     throw new Error(`timed out waiting for ${re} in ${stdout}`);
   };
-  const port = Number((await waitFor(/"address":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening \(HTTP\)"/))[1]);
+  const port = Number((await waitFor(LISTENING_HTTP))[1]);
   const file = join(dir, 'audit.log');
   t.equal(await get(port, '/open/before', 'before'), 200);
   for (let i = 0; i < 100 && !(existsSync(file) && readFileSync(file, 'utf8').includes('before')); i++) await new Promise((r) => setTimeout(r, 50));

@@ -5,6 +5,9 @@ import type { Tap } from './gateway.js';
 
 export const BIN = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
 
+/** The log line of a started gateway's HTTP listener; group 1 is its port. */
+export const LISTENING_HTTP = /"address":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening \(HTTP\)"/;
+
 export interface Spawned {
   child: ChildProcess;
   stdout: () => string;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { runCli } from '../helpers/cli.js';
+import { LISTENING_HTTP } from '../helpers/spawn.js';
 
 const DEMO = fileURLToPath(new URL('../../dist/demo/start.js', import.meta.url));
 const SHIPPED = fileURLToPath(new URL('../../gateway.yaml', import.meta.url));
@@ -37,7 +38,7 @@ t.test('npm start: the shipped gateway.yaml with the demo upstream answers a new
   const port = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listener in:\n${out}`)), 15_000);
     const check = () => {
-      const m = /"address":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening \(HTTP\)"/.exec(out);
+      const m = LISTENING_HTTP.exec(out);
       if (m) {
         clearTimeout(timer);
         child.stdout.off('data', check);

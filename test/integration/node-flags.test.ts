@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { PRODUCTION_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import type { Tap } from '../helpers/gateway.js';
-import { spawnCli } from '../helpers/spawn.js';
+import { LISTENING_HTTP, spawnCli } from '../helpers/spawn.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 const MIB = 1024 * 1024;
@@ -38,12 +38,10 @@ routes: [{ name: all, match: { path: /** }, upstream: app, public: true }]
   return join(dir, 'gateway.yaml');
 }
 
-const LISTENING = /"address":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening \(HTTP\)"/;
-
 t.test('gatehouse start without the flags: one warning that names them, and the gateway serves', async (t) => {
   const file = await gatewayConfig(t);
   const p = spawnCli(t, ['start', '-c', file]);
-  const port = Number((await p.waitFor(LISTENING))[1]);
+  const port = Number((await p.waitFor(LISTENING_HTTP))[1]);
   const [line] = await p.waitFor(/^.*min-semi-space-size.*$/m);
   const warning = JSON.parse(line) as { level: string; node_flags: string; msg: string };
   t.equal(warning.level, 'warn');
@@ -58,7 +56,7 @@ t.test('gatehouse start without the flags: one warning that names them, and the 
 t.test('gatehouse start with the flags, as the Docker image and npm start run it: no warning', async (t) => {
   const file = await gatewayConfig(t);
   const p = spawnCli(t, ['start', '-c', file], {}, PRODUCTION_NODE_FLAGS);
-  const port = Number((await p.waitFor(LISTENING))[1]);
+  const port = Number((await p.waitFor(LISTENING_HTTP))[1]);
   t.equal((await fetch(`http://127.0.0.1:${port}/x`)).status, 200);
   p.child.kill('SIGTERM');
   t.equal(await p.exited, 0);

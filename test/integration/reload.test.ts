@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Gateway } from '../../src/app.js';
 import { captureLogger, startGateway } from '../helpers/gateway.js';
-import { spawnCli } from '../helpers/spawn.js';
+import { LISTENING_HTTP, spawnCli } from '../helpers/spawn.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { until } from '../helpers/until.js';
 
@@ -152,7 +152,7 @@ t.test('SIGHUP reloads a running `gatehouse start`', async (t) => {
   const dir = t.testdir({ 'gateway.yaml': good('before') });
   const file = join(dir, 'gateway.yaml');
   const p = spawnCli(t, ['start', '-c', file]);
-  const m = await p.waitFor(/"address":"http:\/\/127\.0\.0\.1:(\d+)"/);
+  const m = await p.waitFor(LISTENING_HTTP);
   const url = `http://127.0.0.1:${m[1]}/hello`;
   t.equal(await text(url), 'before');
 

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { startGateway } from '../helpers/gateway.js';
-import { spawnCli } from '../helpers/spawn.js';
+import { LISTENING_HTTP, spawnCli } from '../helpers/spawn.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 function auditRecords(file: string): { path?: string; status?: number; decision?: string }[] {
@@ -40,7 +40,7 @@ routes: [{ name: all, match: { path: /** }, upstream: app, public: true }]
 `,
   });
   const p = spawnCli(t, ['start', '-c', join(dir, 'gateway.yaml')]);
-  const m = await p.waitFor(/"address":"http:\/\/127\.0\.0\.1:(\d+)"/);
+  const m = await p.waitFor(LISTENING_HTTP);
   const port = Number(m[1]);
 
   const slow = fetch(`http://127.0.0.1:${port}/slow`).then(async (r) => ({ status: r.status, body: await r.text() }));
