@@ -10,6 +10,8 @@
 //   BENCH_DURATION=5         seconds per measurement
 //   BENCH_ROUNDS=5           rounds (each round measures every scenario once)
 //   BENCH_WARMUP=2           seconds of warm-up per scenario before round 1
+//   BENCH_SETTLE=1           seconds of unmeasured load before each measurement, once the
+//                            other proxies are paused (0: none); see settle()
 //   BENCH_CONNECTIONS=50     wrk connections (1 wrk thread)
 //   BENCH_ONLY=1,3a,4        only these scenarios (1 and 3a are references)
 //   BENCH_NO_BUILD=1         do not rebuild dist/ first
@@ -35,6 +37,7 @@ const QUICK = env.BENCH_QUICK === '1';
 const DURATION = Number(env.BENCH_DURATION ?? (QUICK ? 2 : 5));
 const ROUNDS = Number(env.BENCH_ROUNDS ?? (QUICK ? 1 : 5));
 const WARMUP = Number(env.BENCH_WARMUP ?? (QUICK ? 1 : 2));
+const SETTLE = Number(env.BENCH_SETTLE ?? 1);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
 /** Paired rounds per production setup and reference (0: none); see pairedPhase(). */
 const PAIRED_ROUNDS = Number(env.BENCH_PAIRED_ROUNDS ?? (QUICK ? 1 : 3));
@@ -319,6 +322,25 @@ function printTable(results, summary) {
   }
 }
 
+/**
+ * Unmeasured load on a proxy just before it is measured. Between its turns a
+ * proxy sits paused while the others are measured, and V8 reads the pause as
+ * a quiet spell: the first scavenge after it uncommits the young
+ * generation's from-space (V8 shrinks new space when the allocation rate is
+ * low), and the next ones commit it again, 4 096 fresh pages for a 16 MB
+ * semi-space. A page fault costs about 13 µs on this virtual machine (a
+ * loop touching fresh pages: 11–14 µs a page, 100 × bare metal), so the
+ * first second after each pause carried 50–100 ms of faults and a p99 of
+ * 17–54 ms where the same proxy, loaded without a pause, had 7–12 ms. That
+ * is the bench's own pause, not the proxy's steady state, and it struck
+ * the proxies that allocate more the hardest. One second of load before the
+ * measured window takes it out (SA production setup, 40 s paused: 0.03
+ * faults a request and p99 6.8–9.4 ms, as without a pause).
+ */
+async function settle(...targets) {
+  if (SETTLE > 0) await Promise.all(targets.map((t) => wrk(t, SETTLE, CONNECTIONS)));
+}
+
 // ---------------------------------------------------------------- paired
 
 /**
@@ -349,8 +371,12 @@ async function pairedPhase(targets, allPids) {
       const rounds = [];
       for (let i = 0; i < PAIRED_ROUNDS; i++) {
         const pids = [processTree(a.pid), processTree(b.pid)];
-        const cpu0 = pids.map(cpuMicros);
-        const [ra, rb] = await withOthersPaused([a.pid, b.pid], allPids, () => Promise.all([wrk(a, DURATION, CONNECTIONS), wrk(b, DURATION, CONNECTIONS)]));
+        let cpu0;
+        const [ra, rb] = await withOthersPaused([a.pid, b.pid], allPids, async () => {
+          await settle(a, b);
+          cpu0 = pids.map(cpuMicros);
+          return Promise.all([wrk(a, DURATION, CONNECTIONS), wrk(b, DURATION, CONNECTIONS)]);
+        });
         const used = pids.map((p, j) => cpuMicros(p) - cpu0[j]);
         const cpu = used.map((u, j) => u / [ra, rb][j].requests);
         // A proxy that answered nothing (stalled) must not make the other look good.
@@ -374,7 +400,7 @@ async function pairedPhase(targets, allPids) {
 let tmp;
 
 async function main() {
-  const limitMs = (SCENARIOS.length * (ROUNDS * (DURATION + 2) + WARMUP + 30) + 4 * PAIRED_ROUNDS * (DURATION + 2) + 300) * 1000;
+  const limitMs = (SCENARIOS.length * (ROUNDS * (DURATION + SETTLE + 2) + WARMUP + 30) + 4 * PAIRED_ROUNDS * (DURATION + SETTLE + 2) + 300) * 1000;
   setTimeout(() => {
     console.error(`bench: time limit of ${Math.round(limitMs / 1000)} s exceeded; stopping`);
     void stopAll().finally(() => process.exit(1));
@@ -403,7 +429,7 @@ async function main() {
     pinning: PIN ? { gateway: GW_CPU, loadAndUpstream: LOAD_CPU } : null,
     pausedOthers: PAUSE_OTHERS,
     nodeFlags,
-    settings: { duration: DURATION, rounds: ROUNDS, pairedRounds: PAIRED_ROUNDS, warmup: WARMUP, connections: CONNECTIONS, wrkThreads: 1, path: PATH, gatehouseLogLevel: LOG_LEVEL },
+    settings: { duration: DURATION, rounds: ROUNDS, pairedRounds: PAIRED_ROUNDS, warmup: WARMUP, settle: SETTLE, connections: CONNECTIONS, wrkThreads: 1, path: PATH, gatehouseLogLevel: LOG_LEVEL },
   };
 
   console.log('Gatehouse benchmark (issue 6)');
@@ -411,7 +437,7 @@ async function main() {
   console.log(`  node flags, Gatehouse and the Node reference proxies alike: ${nodeFlags.join(' ') || '(none)'}${env.BENCH_NODE_FLAGS === undefined ? " (Gatehouse's production flags)" : ' (BENCH_NODE_FLAGS)'}`);
   console.log(`  the other proxies: ${PAUSE_OTHERS ? 'paused (SIGSTOP) while one is measured' : 'left running while one is measured (BENCH_NO_PAUSE=1)'}`);
   if (!PIN) console.log(`  pinning: OFF (${CPUS} core${CPUS === 1 ? '' : 's'}${env.BENCH_NO_PIN === '1' ? ', BENCH_NO_PIN=1' : ''}): figures mix the gateway with the load generator`);
-  console.log(`  wrk ${meta.wrk}: 1 thread, ${CONNECTIONS} connections, ${DURATION} s per measurement, ${ROUNDS} round(s) alternating, ${WARMUP} s warm-up; GET ${PATH}, loopback only`);
+  console.log(`  wrk ${meta.wrk}: 1 thread, ${CONNECTIONS} connections, ${DURATION} s per measurement, ${ROUNDS} round(s) alternating, ${WARMUP} s warm-up, ${SETTLE} s unmeasured load before each measurement; GET ${PATH}, loopback only`);
   console.log(`  node ${meta.node}, nginx ${meta.nginx}, ${meta.cpuModel} × ${CPUS}; load average ${meta.loadavgStart.map((x) => x.toFixed(2)).join(' ')}`);
   if (meta.loadavgStart[0] > 0.5) console.log('  note: the machine is not idle (load average above); expect noisy figures');
 
@@ -449,8 +475,12 @@ async function main() {
     process.stdout.write(`  round ${round}/${ROUNDS}:`);
     for (const [sc, t] of targets) {
       const pids = t.pid ? processTree(t.pid) : [];
-      const cpu0 = cpuMicros(pids);
-      const r = await withOthersPaused([t.pid].filter(Boolean), allPids, () => wrk(t, DURATION, CONNECTIONS));
+      let cpu0;
+      const r = await withOthersPaused([t.pid].filter(Boolean), allPids, async () => {
+        await settle(t);
+        cpu0 = cpuMicros(pids);
+        return wrk(t, DURATION, CONNECTIONS);
+      });
       if (t.pid) r.cpuUsPerRequest = (cpuMicros(pids) - cpu0) / r.requests;
       results[sc.key].rounds.push(r);
       process.stdout.write(` ${sc.id}=${Math.round(r.rps)}${r.non2xx || r.socketErrors ? `(!${r.non2xx} non-2xx, ${r.socketErrors} socket errors)` : ''}`);
