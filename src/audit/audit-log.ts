@@ -187,7 +187,11 @@ export class AuditLog {
       const batch = this.#take();
       this.#prev = await linkInSlices(batch, this.#prev);
       const out = o.stdout ?? process.stdout;
-      for (const part of batch.parts()) out.write(part);
+      // The chunks are reused once the stream has written the last part (callbacks come in order), not before:
+      // fresh 64 kB chunks for every batch cost a page fault per 4 kB (issue 6: 0.11 faults a request on stdout, 0.03 to a file).
+      const parts = batch.parts();
+      const done = batch.releaser();
+      for (let i = 0; i < parts.length; i++) out.write(parts[i] as Buffer, i === parts.length - 1 ? done : undefined);
       batch.dispose();
       return;
     }

@@ -32,6 +32,11 @@ const CHUNK_BYTES = 64 * 1024;
 const spare: Buffer[] = [];
 const MAX_SPARE = 32;
 
+/** Chunks whose bytes are written go back for reuse (up to MAX_SPARE). */
+function recycle(chunks: readonly Buffer[]): void {
+  for (const c of chunks) if (c.length === CHUNK_BYTES && spare.length < MAX_SPARE) spare.push(c);
+}
+
 /** Per record: its chunk, where its line starts, where its prev hole is. */
 const META = 3;
 /** Records whose places a fresh batch has room for. */
@@ -149,8 +154,18 @@ export class ChainBatch {
 
   /** The batch has been written and its parts are no longer referenced: its chunks go back for reuse, and it is empty. */
   release(): void {
-    for (const c of this.#chunks) if (c.length === CHUNK_BYTES && spare.length < MAX_SPARE) spare.push(c);
+    recycle(this.#chunks);
     this.#empty();
+  }
+
+  /**
+   * For a write that completes later (a stream's callback): gives back this
+   * batch's chunks, as they are now, for reuse. Call it once the parts()
+   * handed to the write are written, not before.
+   */
+  releaser(): () => void {
+    const chunks = this.#chunks;
+    return () => recycle(chunks);
   }
 
   /**

@@ -56,6 +56,28 @@ t.test('"-" writes the chained lines to stdout', async (t) => {
   t.equal(out.trim().split('\n').length, 2);
 });
 
+t.test('"-" reuses a batch\'s memory once stdout has written it, and not before', async (t) => {
+  // A slow stdout: each write completes 30 ms later, and what it was handed is read only then.
+  const held: Buffer[] = [];
+  let out = '';
+  const slow = new Writable({ write: (c: Buffer, _e, cb) => (held.push(c), setTimeout(() => ((out += c.toString()), cb()), 30)) });
+  const a = await AuditLog.open({ file: '-', flushInterval: 60_000, log: captureLogger([]), stdout: slow });
+  const body = (n: number) => JSON.stringify({ n, pad: 'y'.repeat(300) });
+  a.append(body(1));
+  await a.flush();
+  // The first batch is still being written: the second must not be built in its memory.
+  a.append(body(2));
+  await a.flush();
+  await new Promise((r) => setTimeout(r, 100));
+  a.append(body(3));
+  await a.close();
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(out.trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n), [1, 2, 3], 'every line as written, none overwritten by a later batch');
+  t.equal(verifyText(out).ok, true, 'one valid chain');
+  t.not(held[1]!.buffer, held[0]!.buffer, 'a batch built while the one before was in a write got memory of its own');
+  t.ok([held[0]!.buffer, held[1]!.buffer].includes(held[2]!.buffer), 'once written, a batch\'s memory was reused (no fresh pages for every batch)');
+});
+
 t.test('appendAuditEvents() continues a file written by the gateway and the gateway continues after it', async (t) => {
   const file = join(t.testdir(), 'audit.log');
   const a = await AuditLog.open({ file, flushInterval: 10_000, log: captureLogger([]) });
