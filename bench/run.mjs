@@ -341,6 +341,22 @@ async function settle(...targets) {
   if (SETTLE > 0) await Promise.all(targets.map((t) => wrk(t, SETTLE, CONNECTIONS)));
 }
 
+/**
+ * One measurement of `targets` at the same time, the other proxies paused:
+ * settle(), then wrk for DURATION; each target's wrk result and the CPU time
+ * (µs, its process tree) it used in the measured window only.
+ */
+async function measure(targets, allPids) {
+  const pids = targets.map((t) => (t.pid ? processTree(t.pid) : []));
+  let cpu0;
+  const results = await withOthersPaused(targets.map((t) => t.pid).filter(Boolean), allPids, async () => {
+    await settle(...targets);
+    cpu0 = pids.map(cpuMicros);
+    return Promise.all(targets.map((t) => wrk(t, DURATION, CONNECTIONS)));
+  });
+  return results.map((r, i) => ({ r, cpuUs: cpuMicros(pids[i]) - cpu0[i] }));
+}
+
 // ---------------------------------------------------------------- paired
 
 /**
@@ -370,15 +386,10 @@ async function pairedPhase(targets, allPids) {
       process.stdout.write(`  paired ${key} with ${ref} (requests per CPU-second, ratio):`);
       const rounds = [];
       for (let i = 0; i < PAIRED_ROUNDS; i++) {
-        const pids = [processTree(a.pid), processTree(b.pid)];
-        let cpu0;
-        const [ra, rb] = await withOthersPaused([a.pid, b.pid], allPids, async () => {
-          await settle(a, b);
-          cpu0 = pids.map(cpuMicros);
-          return Promise.all([wrk(a, DURATION, CONNECTIONS), wrk(b, DURATION, CONNECTIONS)]);
-        });
-        const used = pids.map((p, j) => cpuMicros(p) - cpu0[j]);
-        const cpu = used.map((u, j) => u / [ra, rb][j].requests);
+        const m = await measure([a, b], allPids);
+        const [ra, rb] = m.map((x) => x.r);
+        const used = m.map((x) => x.cpuUs);
+        const cpu = used.map((u, j) => u / m[j].r.requests);
         // A proxy that answered nothing (stalled) must not make the other look good.
         const clean = ra.requests > 0 && rb.requests > 0 && !ra.non2xx && !ra.socketErrors && !rb.non2xx && !rb.socketErrors;
         // The ratio stands for CPU per request only while the two fill the core between them.
@@ -474,14 +485,8 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     process.stdout.write(`  round ${round}/${ROUNDS}:`);
     for (const [sc, t] of targets) {
-      const pids = t.pid ? processTree(t.pid) : [];
-      let cpu0;
-      const r = await withOthersPaused([t.pid].filter(Boolean), allPids, async () => {
-        await settle(t);
-        cpu0 = cpuMicros(pids);
-        return wrk(t, DURATION, CONNECTIONS);
-      });
-      if (t.pid) r.cpuUsPerRequest = (cpuMicros(pids) - cpu0) / r.requests;
+      const [{ r, cpuUs }] = await measure([t], allPids);
+      if (t.pid) r.cpuUsPerRequest = cpuUs / r.requests;
       results[sc.key].rounds.push(r);
       process.stdout.write(` ${sc.id}=${Math.round(r.rps)}${r.non2xx || r.socketErrors ? `(!${r.non2xx} non-2xx, ${r.socketErrors} socket errors)` : ''}`);
     }

@@ -9,7 +9,6 @@ import { useFakeAuth } from '../helpers/fake-auth.js';
 import { BIN, LISTENING_HTTP } from '../helpers/spawn.js';
 import { startUpstream } from '../helpers/upstream.js';
 
-
 /** An account event appended from another process, as the accounts CLI appends it (the built dist/). */
 function cliEvent(configFile: string, e: Record<string, string>): Promise<void> {
   const mod = resolve('dist/audit/append.js');
