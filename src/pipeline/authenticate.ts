@@ -19,11 +19,24 @@ export function unauthenticated(reason: string, message: string, cause?: unknown
   } as ConstructorParameters<typeof GatewayError>[2]);
 }
 
+/** Whether a header starts with the scheme name `Bearer`, in any case (RFC 9110 §11.1): without the two strings a slice and toLowerCase() make. */
+function isBearer(header: string): boolean {
+  // ASCII letters only: 0x20 is the lower-case bit.
+  return (
+    (header.charCodeAt(0) | 0x20) === 0x62 &&
+    (header.charCodeAt(1) | 0x20) === 0x65 &&
+    (header.charCodeAt(2) | 0x20) === 0x61 &&
+    (header.charCodeAt(3) | 0x20) === 0x72 &&
+    (header.charCodeAt(4) | 0x20) === 0x65 &&
+    (header.charCodeAt(5) | 0x20) === 0x72
+  );
+}
+
 /** The credentials of a `Bearer` Authorization header, not yet checked against RFC 6750's b64token; or a 401 GatewayError. */
 function bearerCredentials(header: string | undefined): string {
   if (header === undefined) throw unauthenticated('token_missing', 'no Authorization header');
   const sp = header.indexOf(' ');
-  if (sp === -1 || header.slice(0, sp).toLowerCase() !== 'bearer') throw unauthenticated('token_malformed', 'Authorization scheme is not Bearer');
+  if (sp !== 6 || !isBearer(header)) throw unauthenticated('token_malformed', 'Authorization scheme is not Bearer');
   const token = header.slice(sp + 1).trim();
   if (!token) throw unauthenticated('token_malformed', 'empty bearer token');
   return token;

@@ -267,6 +267,22 @@ t.test('malformed, mistyped and unknown tokens: generic 401, precise audit reaso
     'a malformed token names no key id, except one whose secret proved it: that one is traceable to its account');
 });
 
+t.test('the Bearer scheme in any case is accepted; another scheme, or a word that only begins like it, is refused', async (t) => {
+  const env = await setup(t);
+  const token = await env.create('scheme', '--role', 'viewer');
+  const send = async (authorization: string) => {
+    const r = await fetch(`${env.g.url}/api/hello`, { headers: { authorization } });
+    await r.arrayBuffer();
+    return r.status;
+  };
+  for (const scheme of ['Bearer', 'bearer', 'BEARER', 'bEaReR']) t.equal(await send(`${scheme} ${token}`), 200, `${scheme} is the Bearer scheme (RFC 9110 §11.1: case-insensitive)`);
+  for (const value of [`Basic ${token}`, `Bearerx ${token}`, `Beare ${token}`, `Bearer_${token}`, `Beaqer ${token}`, `Beare\u00e9 ${token}`, `Bearer`]) {
+    t.equal(await send(value), 401, `"${value.slice(0, 8)}…" is not the Bearer scheme`);
+    t.equal(lastReason(env.g), 'token_malformed');
+  }
+  t.equal(await send(`Bearer ${token}`), 200, 'the token itself was never the problem');
+});
+
 t.test('last-used times are batched into the store, not written per request', async (t) => {
   const env = await setup(t);
   const token = await env.create('used', '--role', 'viewer');
