@@ -22,7 +22,8 @@
 // `bare` / `fastify`, the reference proxies of `npm run bench`, so that
 // `BENCH_SCENARIO=bare BENCH_SCENARIO_NEW=sa-admin … paired.mjs . .` gives the
 // production setup's cost against the bare proxy with the noise paired out.
-// BENCH_NODE_OPTIONS_OLD / BENCH_NODE_OPTIONS_NEW: Node flags for one side.
+// Node flags: each side's own production flags (src/cli/node-flags.ts), as in
+// `npm run bench`; BENCH_NODE_OPTIONS_OLD / BENCH_NODE_OPTIONS_NEW replace them for one side.
 // BENCH_ROUNDS (8), BENCH_DURATION (3 s), BENCH_CONNECTIONS (50 per side).
 //
 // BENCH_MEASURE=instructions counts instead of timing (bench/README.md): each side runs alone
@@ -40,7 +41,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import { cpuMicros, ensureTools, freePort, GW_CPU, headerObject, LOAD_CPU, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, which, wrk } from './lib.mjs';
 
@@ -100,26 +101,34 @@ const upstreamPort = await freePort();
 const upstreamOrigin = `http://127.0.0.1:${upstreamPort}`;
 
 /**
- * BENCH_NODE_OPTIONS_OLD / _NEW: Node flags for one side (e.g.
- * --max-semi-space-size=32, or --cpu-prof, which NODE_OPTIONS refuses):
- * given on the command line, for a reference proxy as for a gateway.
+ * The Node flags of a side. By default the production flags of the side's
+ * own revision (src/cli/node-flags.ts, none before it existed), for a
+ * reference proxy as for a gateway, as in `npm run bench`: a gateway
+ * measured without them is not what ships (after each quiet spell V8 would
+ * shrink its young generation). BENCH_NODE_OPTIONS_OLD / _NEW replace them
+ * for one side (e.g. `--min-semi-space-size=16 --max-semi-space-size=32`,
+ * or --cpu-prof, which NODE_OPTIONS refuses; empty for none).
  */
-function nodeFlags(name) {
-  return (env[`BENCH_NODE_OPTIONS_${name.toUpperCase()}`] ?? '').split(/\s+/).filter(Boolean);
+async function sideFlags(name, dir) {
+  const given = env[`BENCH_NODE_OPTIONS_${name.toUpperCase()}`];
+  if (given !== undefined) return { flags: given.split(/\s+/).filter(Boolean), source: `BENCH_NODE_OPTIONS_${name.toUpperCase()}` };
+  const file = join(dir, 'dist', 'cli', 'node-flags.js');
+  const flags = existsSync(file) ? [...((await import(pathToFileURL(file).href)).PRODUCTION_NODE_FLAGS ?? [])] : [];
+  return { flags, source: 'production flags' };
 }
 
 /** The command that runs a side's node: under callgrind when counting (its counts go to `<tmp>/<name>.cg`), pinned. */
-function launch(name, nodeArgs) {
-  if (!COUNTING) return pinned(GW_CPU, process.execPath, [...nodeFlags(name), ...nodeArgs]);
+function launch(name, flags, nodeArgs) {
+  if (!COUNTING) return pinned(GW_CPU, process.execPath, [...flags, ...nodeArgs]);
   const vg = ['--tool=callgrind', `--callgrind-out-file=${join(tmp, `${name}.cg`)}`, '--compress-strings=no', '--compress-pos=no'];
-  return pinned(GW_CPU, 'valgrind', [...vg, process.execPath, '--single-threaded', '--perf-basic-prof', ...nodeFlags(name), ...nodeArgs]);
+  return pinned(GW_CPU, 'valgrind', [...vg, process.execPath, '--single-threaded', '--perf-basic-prof', ...flags, ...nodeArgs]);
 }
 
 async function startSide(side, name, scenario) {
   const sc = parseScenario(scenario);
   const port = await freePort();
   if (sc.peer) {
-    const [cmd, args] = launch(name, [join(ROOT, 'bench', sc.peer), String(port), upstreamOrigin]);
+    const [cmd, args] = launch(name, side.peerNode.flags, [join(ROOT, 'bench', sc.peer), String(port), upstreamOrigin]);
     const child = startChild(name, cmd, args);
     const url = `http://127.0.0.1:${port}/bench/hello`;
     const status = await waitUp(url, {}, child, COUNTING ? 120_000 : undefined);
@@ -148,7 +157,7 @@ async function startSide(side, name, scenario) {
     headers.push(`Authorization: Bearer ${token}`);
   }
   if (jwt) headers.push(`Authorization: Bearer ${jwt.token}`);
-  const [cmd, args] = launch(name, [bin, 'start', '-c', file]);
+  const [cmd, args] = launch(name, side.node.flags, [bin, 'start', '-c', file]);
   const child = startChild(name, cmd, args, { cwd: dir, stdoutToNull: sc.null, extraEnv: { NODE_ENV: 'production', GATEHOUSE_LOG_LEVEL: sc.warn ? 'warn' : 'info' } });
   const url = `http://127.0.0.1:${port}/bench/hello`;
   const probe = headerObject(headers);
@@ -321,6 +330,13 @@ try {
   ensureTools();
   const a = build(oldRev, 'old');
   const b = build(newRev, 'new');
+  // A reference proxy runs with the working tree's flags, as in `npm run bench`.
+  for (const [side, name, scenario] of [[a, 'old', SCENARIO], [b, 'new', SCENARIO_NEW]]) {
+    side.node = await sideFlags(name, side.dir);
+    side.peerNode = await sideFlags(name, ROOT);
+    const { flags, source } = parseScenario(scenario).peer ? side.peerNode : side.node;
+    console.log(`${name} side (${side.label}, ${scenario}): node ${flags.join(' ') || '(no flags)'} (${source})`);
+  }
   const [ucmd, uargs] = pinned(LOAD_CPU, process.execPath, [join(ROOT, 'bench', 'upstream.mjs'), String(upstreamPort)]);
   await waitUp(`${upstreamOrigin}/`, {}, startChild('upstream', ucmd, uargs));
   await (COUNTING ? countInstructions(a, b) : timeSides(a, b));
