@@ -262,6 +262,7 @@ function summarize(results) {
       p50: median(use.map((x) => x.p50)),
       p99: median(use.map((x) => x.p99)),
       cpuUsPerRequest: median(use.map((x) => x.cpuUsPerRequest)),
+      cpuRange: range(use.map((x) => x.cpuUsPerRequest)),
       clean: ok.length === r.rounds.length,
     };
   }
@@ -276,16 +277,45 @@ function summarize(results) {
   return out;
 }
 
+/** [smallest, largest] of the finite values; undefined when there are none. */
+function range(values) {
+  const v = values.filter(Number.isFinite);
+  return v.length ? [Math.min(...v), Math.max(...v)] : undefined;
+}
+
+/**
+ * A proxy whose median CPU time per request is more than this factor above
+ * its best round was measured mostly while the host was busy: the median no
+ * longer stands for the proxy, and an alternating comparison with it says
+ * more about when each proxy had its turns than about the proxies
+ * (2026-11-25: the bare proxy took 58 µs a request in round 1 and 97–101 µs
+ * in rounds 3–5, and the production setups "passed" at 1.04–1.09 × bare
+ * while the paired rounds of the same run gave 0.65–0.73). One slow round
+ * out of five does not count: the median leaves it out.
+ */
+const NOISY_SPREAD = 1.25;
+
+/** The proxies of a comparison whose median CPU per request is more than NOISY_SPREAD × their best round's, as "name median µs/req (best N)". */
+function noisy(named) {
+  const out = [];
+  for (const [name, m] of named) {
+    const best = m.cpuRange?.[0];
+    if (best !== undefined && m.cpuUsPerRequest > NOISY_SPREAD * best) out.push(`${name} ${m.cpuUsPerRequest.toFixed(0)} µs/req (best round ${best.toFixed(0)})`);
+  }
+  return out.length ? out : undefined;
+}
+
 function budget(summary, paired = {}) {
   const bare = summary.bare;
   const fastify = summary.fastify;
   const checks = [];
   for (const key of Object.keys(summary).filter((k) => k.startsWith('gatehouse-prod'))) {
     const s = summary[key];
-    if (bare) checks.push({ scenario: key, rule: 'req/s ≥ 0.75 × bare', value: s.rps / bare.rps, pass: s.rps >= 0.75 * bare.rps });
-    if (fastify) checks.push({ scenario: key, rule: 'req/s ≥ 1.3 × @fastify/http-proxy', value: s.rps / fastify.rps, pass: s.rps >= 1.3 * fastify.rps });
+    const withBare = noisy([[key, s], ['bare', bare ?? {}]]);
+    if (bare) checks.push({ scenario: key, rule: 'req/s ≥ 0.75 × bare', value: s.rps / bare.rps, pass: s.rps >= 0.75 * bare.rps, noisy: withBare });
+    if (fastify) checks.push({ scenario: key, rule: 'req/s ≥ 1.3 × @fastify/http-proxy', value: s.rps / fastify.rps, pass: s.rps >= 1.3 * fastify.rps, noisy: noisy([[key, s], ['fastify', fastify]]) });
     // At saturation p99 ≈ bare p99 ÷ (throughput ratio) (Little's law): the ratio this rule asks for, at this run's bare p99.
-    if (bare) checks.push({ scenario: key, rule: 'p99 ≤ bare p99 + 2 ms', value: s.p99 - bare.p99, pass: s.p99 <= bare.p99 + 2, impliedRatio: bare.p99 / (bare.p99 + 2) });
+    if (bare) checks.push({ scenario: key, rule: 'p99 ≤ bare p99 + 2 ms', value: s.p99 - bare.p99, pass: s.p99 <= bare.p99 + 2, impliedRatio: bare.p99 / (bare.p99 + 2), noisy: withBare });
   }
   for (const [key, refs] of Object.entries(paired)) {
     const floor = { bare: 0.75, fastify: 1.3 };
@@ -505,7 +535,11 @@ async function main() {
     console.log('\nbudget (issue 6), production setup (alternating rounds; "paired": requests per CPU-second, run at the same time as the reference on the same core — the steadier figure on a busy machine):');
     for (const c of checks) {
       const value = c.rule.startsWith('p99') ? `${c.value >= 0 ? '+' : ''}${c.value.toFixed(2)} ms  (at saturation: ≈ req/s ≥ ${c.impliedRatio.toFixed(2)} × bare, see README)` : `${c.value.toFixed(2)}×`;
-      console.log(`  ${c.pass ? 'PASS' : 'FAIL'}  ${pad(c.scenario, 22)} ${pad(c.rule, 44)} ${value}`);
+      console.log(`  ${c.pass ? 'PASS' : 'FAIL'}  ${pad(c.scenario, 22)} ${pad(c.rule, 44)} ${value}${c.noisy ? `  [noisy: ${c.noisy.join(', ')}]` : ''}`);
+    }
+    if (checks.some((c) => c.noisy)) {
+      console.log(`  [noisy]: a proxy's median CPU time per request is more than ${Math.round((NOISY_SPREAD - 1) * 100)}% above its best round — most of its rounds fell in busy`);
+      console.log("  spells of the host, and the alternating comparison shows when each proxy had its turns more than the proxies: read the paired figures.");
     }
   }
 
