@@ -1,11 +1,12 @@
-// Shared by bench/run.mjs and bench/profile.mjs: child processes that are
+// Shared by bench/run.mjs, bench/paired.mjs and the other bench scripts: child processes that are
 // always cleaned up, CPU pinning, readiness probes and wrk.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const env = process.env;
 export const CPUS = os.cpus().length;
@@ -113,6 +114,18 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     console.error(`\nbench: ${sig}: stopping every child process`);
     void stopAll().finally(() => process.exit(130));
   });
+}
+
+/**
+ * Node flags for a proxy: those given in `value` (an environment variable,
+ * whitespace-separated; empty for none) when it is set, otherwise
+ * Gatehouse's production flags as built into `root`/dist
+ * (src/cli/node-flags.ts; none in a build from before they existed).
+ */
+export async function nodeFlagsFor(value, root) {
+  if (value !== undefined) return value.split(/\s+/).filter(Boolean);
+  const file = join(root, 'dist', 'cli', 'node-flags.js');
+  return existsSync(file) ? [...((await import(pathToFileURL(file).href)).PRODUCTION_NODE_FLAGS ?? [])] : [];
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

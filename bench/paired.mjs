@@ -41,9 +41,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { cpuMicros, ensureTools, freePort, GW_CPU, headerObject, LOAD_CPU, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, which, wrk } from './lib.mjs';
+import { cpuMicros, ensureTools, freePort, GW_CPU, headerObject, LOAD_CPU, nodeFlagsFor, pinned, setWorkDir, sleep, startChild, startJwks, stopAll, waitUp, which, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const env = process.env;
@@ -110,11 +110,8 @@ const upstreamOrigin = `http://127.0.0.1:${upstreamPort}`;
  * or --cpu-prof, which NODE_OPTIONS refuses; empty for none).
  */
 async function sideFlags(name, dir) {
-  const given = env[`BENCH_NODE_OPTIONS_${name.toUpperCase()}`];
-  if (given !== undefined) return { flags: given.split(/\s+/).filter(Boolean), source: `BENCH_NODE_OPTIONS_${name.toUpperCase()}` };
-  const file = join(dir, 'dist', 'cli', 'node-flags.js');
-  const flags = existsSync(file) ? [...((await import(pathToFileURL(file).href)).PRODUCTION_NODE_FLAGS ?? [])] : [];
-  return { flags, source: 'production flags' };
+  const variable = `BENCH_NODE_OPTIONS_${name.toUpperCase()}`;
+  return { flags: await nodeFlagsFor(env[variable], dir), source: env[variable] !== undefined ? variable : 'production flags' };
 }
 
 /** The command that runs a side's node: under callgrind when counting (its counts go to `<tmp>/<name>.cg`), pinned. */

@@ -27,8 +27,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, PAUSE_OTHERS, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
+import { fileURLToPath } from 'node:url';
+import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, nodeFlagsFor, PAUSE_OTHERS, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -453,7 +453,7 @@ async function main() {
     if (r.status !== 0) throw new Error('build failed');
   }
   if (!existsSync(GATEHOUSE_BIN)) throw new Error(`${GATEHOUSE_BIN} is missing: npm run build`);
-  nodeFlags = env.BENCH_NODE_FLAGS !== undefined ? env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean) : [...(await import(pathToFileURL(join(ROOT, 'dist', 'cli', 'node-flags.js')).href)).PRODUCTION_NODE_FLAGS];
+  nodeFlags = await nodeFlagsFor(env.BENCH_NODE_FLAGS, ROOT);
   if (env.BENCH_CPU_PROF === '1') rmSync(join(BENCH, 'results', 'profiles'), { recursive: true, force: true });
   tmp = mkdtempSync(join(os.tmpdir(), 'gatehouse-bench-'));
   setWorkDir(tmp);
