@@ -6,6 +6,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../authn/authenticator.js';
+import { registerHeaderNames } from '../upstream/header-names.js';
 import type { RequestContext } from './context.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and their common non-standard kin. */
@@ -41,6 +42,20 @@ const FORWARDING = new Set(['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-f
 /** Connection values that list no other header (keep-alive is hop-by-hop itself). */
 const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'upgrade']);
 
+/** The headers added to every forwarded request (DESIGN.md §5). */
+export const ADDED_HEADERS = [
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-request-id',
+  'x-gatehouse-subject',
+  'x-gatehouse-auth',
+  'x-gatehouse-roles',
+  'x-gatehouse-teams',
+  'x-gatehouse-scopes',
+] as const;
+registerHeaderNames(ADDED_HEADERS);
+
 /** Lower-case with "_" and "." as "-". */
 export function canonicalName(name: string): string {
   return canonicalLower(name.toLowerCase());
@@ -61,6 +76,51 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
   return out;
 }
 
+/** What the header rules make of a header name, whatever its spelling. */
+const enum Kind {
+  /** Passed in both directions. */
+  Plain,
+  /** Hop-by-hop: dropped in both directions. */
+  HopByHop,
+  /** X-Request-Id: dropped in both directions (the gateway sets its own). */
+  RequestId,
+  /** Dropped from requests (set by the gateway, or never forwarded); passed in responses. */
+  RequestDropped,
+  /** Authorization: dropped from requests unless the route forwards it. */
+  Authorization,
+  /** Kept in requests only from a trusted proxy (Forwarded, X-Real-IP, X-Forwarded-Prefix/-Port). */
+  Trusted,
+}
+
+function kindOfCanonical(c: string): Kind {
+  if (HOP_BY_HOP.has(c)) return Kind.HopByHop;
+  if (c === 'x-request-id') return Kind.RequestId;
+  if (ALWAYS_DROPPED.has(c) || c.startsWith('x-gatehouse-')) return Kind.RequestDropped;
+  if (c === 'authorization') return Kind.Authorization;
+  if (FORWARDING.has(c)) return c === 'forwarded' || c === 'x-real-ip' || c === 'x-forwarded-prefix' || c === 'x-forwarded-port' ? Kind.Trusted : Kind.RequestDropped;
+  return Kind.Plain;
+}
+
+/**
+ * Kinds of the header names seen so far, by their spelling as received:
+ * clients send the same few names request after request, and a lookup of
+ * the name as it came is cheaper than lower-casing it, canonicalizing it
+ * and asking four sets every time (issue 6; undici keeps such a table of
+ * its own). Bounded: past KINDS_MAX names (a client inventing names) the
+ * rest are worked out each time.
+ */
+const KINDS = new Map<string, Kind>();
+const KINDS_MAX = 1024;
+
+function kindOf(name: string): Kind {
+  let k = KINDS.get(name);
+  if (k === undefined) {
+    k = kindOfCanonical(canonicalName(name));
+    if (KINDS.size < KINDS_MAX) KINDS.set(name, k);
+  }
+  return k;
+}
+
 /** The headers to send upstream, as a flat [name, value, …] list. */
 export function upstreamRequestHeaders(ctx: RequestContext, upgrade: boolean): string[] {
   const { req, route } = ctx;
@@ -71,12 +131,9 @@ export function upstreamRequestHeaders(ctx: RequestContext, upgrade: boolean): s
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    const c = canonicalName(name);
-    if (HOP_BY_HOP.has(c) || ALWAYS_DROPPED.has(c)) continue;
-    if (c.startsWith('x-gatehouse-')) continue;
-    if (c === 'authorization' && !keepAuth) continue;
-    if (FORWARDING.has(c) && !(ctx.trustedPeer && (c === 'forwarded' || c === 'x-real-ip' || c === 'x-forwarded-prefix' || c === 'x-forwarded-port'))) continue;
-    if (listed?.has(c)) continue;
+    const k = kindOf(name);
+    if (k !== Kind.Plain && !(k === Kind.Authorization && keepAuth) && !(k === Kind.Trusted && ctx.trustedPeer)) continue;
+    if (listed?.has(canonicalName(name))) continue;
     out.push(name, raw[i + 1] as string);
   }
   if (upgrade) out.push('connection', 'upgrade', 'upgrade', req.headers.upgrade ?? 'websocket');
@@ -130,8 +187,8 @@ export function clientResponseHeaders(ctx: RequestContext, headers: IncomingHttp
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined) continue;
-    const c = canonicalLower(name);
-    if (HOP_BY_HOP.has(c) || c === 'x-request-id' || listed?.has(c)) continue;
+    const k = kindOf(name);
+    if (k === Kind.HopByHop || k === Kind.RequestId || listed?.has(canonicalLower(name))) continue;
     out.push(name, v);
   }
   out.push('x-request-id', ctx.id);

@@ -87,6 +87,39 @@ t.test('incoming X-Gatehouse-* is removed in every spelling', async (t) => {
   t.equal(rec.headers['x-gatehousefoo'], 'kept', 'only the x-gatehouse- prefix is reserved');
 });
 
+t.test('the header rules still hold for names first seen after a client has sent over a thousand others', async (t) => {
+  const up = await startUpstream(t);
+  const { gw } = await startGateway(t, config(up.url));
+  // 1 200 invented names: more than the gateway keeps the kinds of (transform.ts, KINDS_MAX).
+  for (let r = 0; r < 3; r++) {
+    const fillers = Array.from({ length: 400 }, (_, i) => `X-Filler-${r}-${i}: ${i}`);
+    await rawRequest(gw.addresses.http!.port, requestText([`GET /open/fill${r} HTTP/1.1`, 'Host: api.test', 'Connection: close', ...fillers]));
+  }
+  t.equal(up.requests.length, 3);
+  t.equal(up.requests[2]!.headers['x-filler-2-399'], '399', 'invented names are forwarded');
+  await rawRequest(
+    gw.addresses.http!.port,
+    requestText([
+      'GET /open/late HTTP/1.1',
+      'Host: api.test',
+      'Connection: close, X-Late-Hop',
+      'X-Late-Hop: 1',
+      'X_GATEHOUSE_ROLES: admin',
+      'x.Gatehouse.Subject: admin',
+      'PROXY-AUTHORIZATION: Basic Zm9vOmJhcg==',
+      'AUTHORIZATION: Bearer not-for-the-upstream',
+      'X-FORWARDED-HOST: evil.test',
+      'x_real_ip: 6.6.6.6',
+      'X-Kept-Late: yes',
+    ]),
+  );
+  const rec = up.requests[3]!;
+  const got = names(rec).map((n) => n.replace(/[_.]/g, '-'));
+  for (const n of ['x-late-hop', 'x-gatehouse-roles', 'x-gatehouse-subject', 'proxy-authorization', 'authorization', 'x-real-ip']) t.notOk(got.includes(n), `${n} not forwarded`);
+  t.equal(rec.headers['x-forwarded-host'], 'api.test', "an untrusted peer's X-Forwarded-Host is replaced");
+  t.equal(rec.headers['x-kept-late'], 'yes', 'an ordinary header passes');
+});
+
 t.test('Connection: X-Forwarded-For gains the client nothing', async (t) => {
   const up = await startUpstream(t);
   const { gw } = await startGateway(t, config(up.url));
