@@ -89,6 +89,30 @@ export function jsonMillis(ms: number): string {
   return `${whole}.${frac % 100 === 0 ? digits.slice(0, 1) : frac % 10 === 0 ? digits.slice(0, 2) : digits}`;
 }
 
+/**
+ * jsonString() of a field whose value mostly repeats from one record to the
+ * next (the route, method, reason, upstream): kept for the last value, so
+ * that the usual record does not scan it again (issue 6).
+ */
+class LastJson {
+  #value: string | undefined = undefined;
+  #json = 'null';
+  constructor(readonly cutLong: boolean) {}
+
+  of(value: string | undefined): string {
+    if (value !== this.#value) {
+      this.#json = value === undefined ? 'null' : jsonString(this.cutLong ? cut(value) : value);
+      this.#value = value;
+    }
+    return this.#json;
+  }
+}
+
+const ROUTE = new LastJson(false);
+const METHOD = new LastJson(true);
+const REASON = new LastJson(true);
+const UPSTREAM = new LastJson(false);
+
 /** `principal` up to `key_id` (and a JWT's `issuer`, `kid`), serialized once per principal: principals are reused. */
 const WHO = new WeakMap<Principal, string>();
 
@@ -116,8 +140,8 @@ export function requestRecord(ctx: RequestContext): string {
   const principal = p === undefined ? `null,"key_id":${jsonOrNull(cutOrNull(ctx.keyId))}` : who(p);
   return (
     `{"time":"${isoTime(ctx.time)}","request_id":${jsonString(ctx.id)},"event":"request","principal":${principal}` +
-    `,"route":${jsonOrNull(ctx.route?.name)},"method":${jsonString(cut(ctx.method))},"path":${jsonString(cut(ctx.path || rawPath(ctx.req.url)))}` +
-    `,"status":${jsonNumber(ctx.status)},"decision":"${ctx.decision ?? 'error'}","reason":${jsonOrNull(cutOrNull(ctx.reason))},"upstream":${jsonOrNull(ctx.upstream)}` +
+    `,"route":${ROUTE.of(ctx.route?.name)},"method":${METHOD.of(ctx.method)},"path":${jsonString(cut(ctx.path || rawPath(ctx.req.url)))}` +
+    `,"status":${jsonNumber(ctx.status)},"decision":"${ctx.decision ?? 'error'}","reason":${REASON.of(ctx.reason)},"upstream":${UPSTREAM.of(ctx.upstream)}` +
     `,"duration_ms":${jsonMillis(ctx.durationMs)},"client_ip":${jsonString(ctx.clientIp)},"user_agent":${typeof ua === 'string' ? jsonString(cut(ua)) : 'null'}}`
   );
 }
