@@ -6,6 +6,7 @@ import { GatewayError } from '../errors.js';
 import { normalizeHost } from '../routing/router.js';
 import { normalizePath, splitTarget } from '../routing/normalize.js';
 import { normalizeIp, type RequestContext } from './context.js';
+import { HeaderKind, headerKind } from './transform.js';
 
 function bad(reason: string, message: string): GatewayError {
   return new GatewayError('GW_BAD_REQUEST', message, { reason });
@@ -23,13 +24,13 @@ export function checkRequest(ctx: RequestContext): void {
   let hasTE = false;
   let hasCL = false;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
+    const k = headerKind(raw[i] as string);
+    if (k === HeaderKind.Host) {
       hosts++;
       if ((raw[i + 1] as string).trim() === '') throw bad('host_invalid', 'empty Host header');
-    } else if (name.length === 13 && name.toLowerCase() === 'authorization') auths++;
-    else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') hasTE = true;
-    else if (name.length === 14 && name.toLowerCase() === 'content-length') hasCL = true;
+    } else if (k === HeaderKind.Authorization) auths++;
+    else if (k === HeaderKind.TransferEncoding) hasTE = true;
+    else if (k === HeaderKind.ContentLength) hasCL = true;
   }
   if (hosts !== 1 && !(hosts === 0 && req.httpVersion === '1.0')) throw bad('host_invalid', hosts === 0 ? 'missing Host header' : 'several Host headers');
   if (auths > 1) throw bad('authorization_duplicate', 'several Authorization headers');

@@ -76,14 +76,25 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
   return out;
 }
 
-/** What the header rules make of a header name, whatever its spelling. */
-const enum Kind {
+/**
+ * What the header rules (and the request checks) make of a header name,
+ * whatever its spelling. Host, Content-Length and Transfer-Encoding are
+ * their exact names, as Node's parser reads them: `Transfer_Encoding` is no
+ * framing header to the parser, only a hop-by-hop one to the rules.
+ */
+export const enum HeaderKind {
   /** Passed in both directions. */
   Plain,
+  /** Content-Length: passed. */
+  ContentLength,
   /** Hop-by-hop: dropped in both directions. */
   HopByHop,
+  /** Transfer-Encoding: hop-by-hop. */
+  TransferEncoding,
   /** X-Request-Id: dropped in both directions (the gateway sets its own). */
   RequestId,
+  /** Host: dropped from requests (undici sets the upstream's); passed in responses. */
+  Host,
   /** Dropped from requests (set by the gateway, or never forwarded); passed in responses. */
   RequestDropped,
   /** Authorization: dropped from requests unless the route forwards it. */
@@ -92,13 +103,17 @@ const enum Kind {
   Trusted,
 }
 
-function kindOfCanonical(c: string): Kind {
-  if (HOP_BY_HOP.has(c)) return Kind.HopByHop;
-  if (c === 'x-request-id') return Kind.RequestId;
-  if (ALWAYS_DROPPED.has(c) || c.startsWith('x-gatehouse-')) return Kind.RequestDropped;
-  if (c === 'authorization') return Kind.Authorization;
-  if (FORWARDING.has(c)) return c === 'forwarded' || c === 'x-real-ip' || c === 'x-forwarded-prefix' || c === 'x-forwarded-port' ? Kind.Trusted : Kind.RequestDropped;
-  return Kind.Plain;
+function kindOfLower(lower: string): HeaderKind {
+  if (lower === 'host') return HeaderKind.Host;
+  if (lower === 'content-length') return HeaderKind.ContentLength;
+  if (lower === 'transfer-encoding') return HeaderKind.TransferEncoding;
+  const c = canonicalLower(lower);
+  if (HOP_BY_HOP.has(c)) return HeaderKind.HopByHop;
+  if (c === 'x-request-id') return HeaderKind.RequestId;
+  if (ALWAYS_DROPPED.has(c) || c.startsWith('x-gatehouse-')) return HeaderKind.RequestDropped;
+  if (c === 'authorization') return HeaderKind.Authorization;
+  if (FORWARDING.has(c)) return c === 'forwarded' || c === 'x-real-ip' || c === 'x-forwarded-prefix' || c === 'x-forwarded-port' ? HeaderKind.Trusted : HeaderKind.RequestDropped;
+  return HeaderKind.Plain;
 }
 
 /**
@@ -109,13 +124,14 @@ function kindOfCanonical(c: string): Kind {
  * its own). Bounded: past KINDS_MAX names (a client inventing names) the
  * rest are worked out each time.
  */
-const KINDS = new Map<string, Kind>();
+const KINDS = new Map<string, HeaderKind>();
 const KINDS_MAX = 1024;
 
-function kindOf(name: string): Kind {
+/** The kind of a header name as received (any case). */
+export function headerKind(name: string): HeaderKind {
   let k = KINDS.get(name);
   if (k === undefined) {
-    k = kindOfCanonical(canonicalName(name));
+    k = kindOfLower(name.toLowerCase());
     if (KINDS.size < KINDS_MAX) KINDS.set(name, k);
   }
   return k;
@@ -131,8 +147,8 @@ export function upstreamRequestHeaders(ctx: RequestContext, upgrade: boolean): s
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    const k = kindOf(name);
-    if (k !== Kind.Plain && !(k === Kind.Authorization && keepAuth) && !(k === Kind.Trusted && ctx.trustedPeer)) continue;
+    const k = headerKind(name);
+    if (k > HeaderKind.ContentLength && !(k === HeaderKind.Authorization && keepAuth) && !(k === HeaderKind.Trusted && ctx.trustedPeer)) continue;
     if (listed?.has(canonicalName(name))) continue;
     out.push(name, raw[i + 1] as string);
   }
@@ -187,8 +203,8 @@ export function clientResponseHeaders(ctx: RequestContext, headers: IncomingHttp
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined) continue;
-    const k = kindOf(name);
-    if (k === Kind.HopByHop || k === Kind.RequestId || listed?.has(canonicalLower(name))) continue;
+    const k = headerKind(name);
+    if (k === HeaderKind.HopByHop || k === HeaderKind.TransferEncoding || k === HeaderKind.RequestId || listed?.has(canonicalLower(name))) continue;
     out.push(name, v);
   }
   out.push('x-request-id', ctx.id);

@@ -31,6 +31,10 @@ t.test('ambiguous or refused requests get 400 and never reach the upstream', asy
     ['both Content-Length and Transfer-Encoding', ['POST /a HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Transfer-Encoding: chunked'], '5\r\nhello\r\n0\r\n\r\n'],
     ['HTTP/1.0 with Transfer-Encoding', ['POST /a HTTP/1.0', 'Host: a', 'Transfer-Encoding: chunked'], '5\r\nhello\r\n0\r\n\r\n'],
     ['several Authorization headers', ['GET /a HTTP/1.1', 'Host: a', 'Authorization: Bearer one', 'Authorization: Bearer two']],
+    // The same in other spellings: the checks go by the name in any case.
+    ['several Host headers, spelled otherwise', ['GET /a HTTP/1.1', 'host: a.test', 'HOST: b.test']],
+    ['several Authorization headers, spelled otherwise', ['GET /a HTTP/1.1', 'Host: a', 'authorization: Bearer one', 'AUTHORIZATION: Bearer two']],
+    ['both Content-Length and Transfer-Encoding, spelled otherwise', ['POST /a HTTP/1.1', 'Host: a', 'content-length: 5', 'TRANSFER-ENCODING: chunked'], '5\r\nhello\r\n0\r\n\r\n'],
     ['CONNECT', ['CONNECT a.test:443 HTTP/1.1', 'Host: a.test:443']],
     ['TRACE', ['TRACE /a HTTP/1.1', 'Host: a']],
     ['OPTIONS *', ['OPTIONS * HTTP/1.1', 'Host: a']],
