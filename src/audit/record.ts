@@ -90,28 +90,39 @@ export function jsonMillis(ms: number): string {
 }
 
 /**
- * jsonString() of a field whose value mostly repeats from one record to the
- * next (the route, method, reason, upstream): kept for the last value, so
- * that the usual record does not scan it again (issue 6).
+ * A stretch of the record's text between two fields that vary from request
+ * to request, built from up to four values that mostly do not (the route
+ * and method; the status, decision, reason and upstream): kept for the last
+ * values it was built from, so that the usual record neither quotes them
+ * again nor joins them piece by piece (issue 6).
  */
-class LastJson {
-  #value: string | undefined = undefined;
-  #json = 'null';
-  constructor(readonly cutLong: boolean) {}
+class Stretch<A, B, C, D> {
+  #a: A | undefined = undefined;
+  #b: B | undefined = undefined;
+  #c: C | undefined = undefined;
+  #d: D | undefined = undefined;
+  #text: string | undefined = undefined;
+  constructor(readonly build: (a: A, b: B, c: C, d: D) => string) {}
 
-  of(value: string | undefined): string {
-    if (value !== this.#value) {
-      this.#json = value === undefined ? 'null' : jsonString(this.cutLong ? cut(value) : value);
-      this.#value = value;
+  of(a: A, b: B, c: C, d: D): string {
+    if (this.#text === undefined || a !== this.#a || b !== this.#b || c !== this.#c || d !== this.#d) {
+      this.#text = this.build(a, b, c, d);
+      this.#a = a;
+      this.#b = b;
+      this.#c = c;
+      this.#d = d;
     }
-    return this.#json;
+    return this.#text;
   }
 }
 
-const ROUTE = new LastJson(false);
-const METHOD = new LastJson(true);
-const REASON = new LastJson(true);
-const UPSTREAM = new LastJson(false);
+/** From after `principal` up to the value of `path`. */
+const ROUTE_METHOD = new Stretch((route: string | undefined, method: string) => `,"route":${jsonOrNull(route)},"method":${jsonString(cut(method))},"path":`);
+/** From after `path` up to the value of `duration_ms`. */
+const OUTCOME = new Stretch(
+  (status: number, decision: string, reason: string | undefined, upstream: string | undefined) =>
+    `,"status":${jsonNumber(status)},"decision":"${decision}","reason":${jsonOrNull(cutOrNull(reason))},"upstream":${jsonOrNull(upstream)},"duration_ms":`,
+);
 
 /** `principal` up to `key_id` (and a JWT's `issuer`, `kid`), serialized once per principal: principals are reused. */
 const WHO = new WeakMap<Principal, string>();
@@ -140,8 +151,8 @@ export function requestRecord(ctx: RequestContext): string {
   const principal = p === undefined ? `null,"key_id":${jsonOrNull(cutOrNull(ctx.keyId))}` : who(p);
   return (
     `{"time":"${isoTime(ctx.time)}","request_id":${jsonString(ctx.id)},"event":"request","principal":${principal}` +
-    `,"route":${ROUTE.of(ctx.route?.name)},"method":${METHOD.of(ctx.method)},"path":${jsonString(cut(ctx.path || rawPath(ctx.req.url)))}` +
-    `,"status":${jsonNumber(ctx.status)},"decision":"${ctx.decision ?? 'error'}","reason":${REASON.of(ctx.reason)},"upstream":${UPSTREAM.of(ctx.upstream)}` +
-    `,"duration_ms":${jsonMillis(ctx.durationMs)},"client_ip":${jsonString(ctx.clientIp)},"user_agent":${typeof ua === 'string' ? jsonString(cut(ua)) : 'null'}}`
+    `${ROUTE_METHOD.of(ctx.route?.name, ctx.method, undefined, undefined)}${jsonString(cut(ctx.path || rawPath(ctx.req.url)))}` +
+    `${OUTCOME.of(ctx.status, ctx.decision ?? 'error', ctx.reason, ctx.upstream)}${jsonMillis(ctx.durationMs)}` +
+    `,"client_ip":${jsonString(ctx.clientIp)},"user_agent":${typeof ua === 'string' ? jsonString(cut(ua)) : 'null'}}`
   );
 }

@@ -64,6 +64,27 @@ t.test('the record text is exactly JSON.stringify() of the record object, whatev
   t.pass('600 contexts, each twice: byte for byte the same');
 });
 
+t.test('a record right after one that differs in a single field carries its own value of it', async (t) => {
+  const base = { ...ctxOf(1), route: { name: 'r1' }, method: 'GET', status: 200, decision: 'allow', reason: 'granted', upstream: 'up1' } as unknown as RequestContext;
+  const changes: Record<string, unknown>[] = [
+    { route: { name: 'r2' } },
+    { route: undefined },
+    { method: 'POST' },
+    { status: 502 },
+    { decision: 'error' },
+    { reason: 'upstream_reset' },
+    { reason: undefined },
+    { upstream: 'up2' },
+    { upstream: undefined },
+  ];
+  for (const change of changes) {
+    const other = { ...base, ...change, record: undefined } as RequestContext;
+    t.equal(requestRecord(base), reference(base));
+    t.equal(requestRecord(other), reference(other), JSON.stringify(change));
+    t.equal(requestRecord(base), reference(base), `back from ${JSON.stringify(change)}`);
+  }
+});
+
 t.test('a reused principal keeps its fields; another principal gets its own', async (t) => {
   const a = ctxOf(1);
   const b = { ...ctxOf(4), principal: a.principal } as RequestContext;
