@@ -46,6 +46,8 @@ export class TokenMemo {
 
 /** Where a request's token is written for the comparison; grown for a longer one. */
 let scratch = Buffer.allocUnsafeSlow(1024);
+/** The first bytes of `scratch` as long as the last token: tokens on a connection keep their length, and so does the view. */
+let view = scratch.subarray(0, 0);
 
 /**
  * The memo of `socket` for `token`: what is known of it, or a fresh memo
@@ -56,11 +58,15 @@ let scratch = Buffer.allocUnsafeSlow(1024);
  * SHA-256 it saves.
  */
 export function tokenMemo(socket: Socket, token: string): TokenMemo {
-  if (token.length > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(token.length, scratch.length * 2));
+  if (token.length > scratch.length) {
+    scratch = Buffer.allocUnsafeSlow(Math.max(token.length, scratch.length * 2));
+    view = scratch.subarray(0, 0);
+  }
   const n = scratch.write(token, 0, 'latin1');
+  if (view.length !== n) view = scratch.subarray(0, n);
   const carrier = socket as Socket & Carrier;
   const memo = carrier[kMemo];
-  if (memo !== undefined && memo.bytes.length === n && timingSafeEqual(memo.bytes, scratch.subarray(0, n))) return memo;
+  if (memo !== undefined && memo.bytes.length === n && timingSafeEqual(memo.bytes, view)) return memo;
   const bytes = Buffer.allocUnsafeSlow(n);
   scratch.copy(bytes, 0, 0, n);
   const fresh = new TokenMemo(bytes);
