@@ -26,9 +26,27 @@ let lastMs = -1;
 let head = '';
 let counter = 0;
 
+/**
+ * `ms` (0 ≤ ms < 2^48) as 12 hex digits, byte by byte from the table:
+ * Number#toString(16) takes V8's floating-point path (an fmod a digit) for
+ * numbers past 2^31, which every millisecond since 1970-01-25 is.
+ */
+function hex48(ms: number): string {
+  const hi = Math.floor(ms / 0x1000000);
+  const lo = ms - hi * 0x1000000;
+  return (
+    (HEX2[(hi >>> 16) & 0xff] as string) +
+    (HEX2[(hi >>> 8) & 0xff] as string) +
+    (HEX2[hi & 0xff] as string) +
+    (HEX2[lo >>> 16] as string) +
+    (HEX2[(lo >>> 8) & 0xff] as string) +
+    (HEX2[lo & 0xff] as string)
+  );
+}
+
 /** `tttttttt-tttt-7rrr-vrrr-rrrrrrrr` for `ms`, with fresh random bits (v: the variant, 8–b). */
 function newHead(ms: number): string {
-  const t = ms.toString(16).padStart(12, '0');
+  const t = hex48(ms);
   const r = randomHex(8);
   const variant = '89ab'[parseInt(r[3] as string, 16) & 3] as string;
   return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${r.slice(0, 3)}-${variant}${r.slice(4, 7)}-${r.slice(7, 15)}`;

@@ -11,6 +11,12 @@ t.test('request ids are RFC 9562 UUIDv7 carrying their millisecond', async (t) =
   t.equal(msOf(id), now);
   t.equal(msOf(requestId(0)), 0);
   t.equal(msOf(requestId(2 ** 48 - 1)), 2 ** 48 - 1, 'the last millisecond UUIDv7 can hold (year 10889)');
+  // Every byte of the time, across the 24-bit halves it is written in.
+  for (const ms of [1, 0xff, 0x100, 0xffffff, 0x1000000, 0x1000001, 2 ** 31, 2 ** 32 - 1, 2 ** 40 + 0xabcdef]) t.equal(msOf(requestId(ms)), ms, String(ms));
+  for (let i = 0; i < 2000; i++) {
+    const ms = Math.floor(Math.random() * 2 ** 48);
+    if (msOf(requestId(ms)) !== ms) t.fail(`millisecond ${ms}`);
+  }
 });
 
 t.test('ids are unique within one millisecond, past the 16-bit counter, and sort by time', async (t) => {
