@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Client } from 'undici';
 import { issueToken } from '../../src/authn/tokens.js';
+import { ADDED_HEADERS } from '../../src/pipeline/transform.js';
 import { runCli } from '../helpers/cli.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startUpstream, type StartedUpstream } from '../helpers/upstream.js';
@@ -115,6 +116,10 @@ t.test('a viewer token: 401 without it, 200 with it (identity headers to the ups
   t.equal(h['x-gatehouse-auth'], 'service_account');
   t.equal(h['x-gatehouse-roles'], 'viewer');
   t.equal(h.authorization, undefined, 'the token never reaches the upstream');
+  // Every header the gateway adds is one it registers with undici (header-names.ts): the two lists stay one.
+  const added = Object.keys(h).filter((n) => n.startsWith('x-'));
+  t.same(added.filter((n) => !(ADDED_HEADERS as readonly string[]).includes(n)), [], 'no added header missing from ADDED_HEADERS');
+  t.equal(added.length, ADDED_HEADERS.length, 'all nine added headers arrive');
   const post = await env.call(token, '/api/hello', 'POST');
   t.equal(post.status, 403);
   t.equal(lastReason(env.g), 'role_missing');
