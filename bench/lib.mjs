@@ -291,15 +291,23 @@ export function processTree(pid) {
  * the machine is doing: the figure to compare on a shared machine.
  */
 export function cpuMicros(pids) {
-  let ticks = 0;
+  const t = cpuTimes(pids);
+  return t.user + t.sys;
+}
+
+/** cpuMicros() in its two parts: user-space and kernel CPU time, in µs. */
+export function cpuTimes(pids) {
+  let user = 0;
+  let sys = 0;
   for (const pid of pids) {
     try {
       const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
+      user += Number(f[11]);
+      sys += Number(f[12]);
     } catch {}
   }
-  return ticks * TICK_US;
+  return { user: user * TICK_US, sys: sys * TICK_US };
 }
 
 // ---------------------------------------------------------------- JWT issuer

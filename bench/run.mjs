@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CPUS, ensureTools, cpuMicros, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, nodeFlagsFor, PAUSE_OTHERS, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
+import { CPUS, ensureTools, cpuTimes, freePort, GW_CPU, headerObject, LOAD_CPU, logTail, nodeFlagsFor, PAUSE_OTHERS, PIN, pinned, processTree, setWorkDir, sleep, startChild, startJwks, stopAll, version, waitUp, which, withOthersPaused, wrk } from './lib.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BENCH = join(ROOT, 'bench');
@@ -263,6 +263,7 @@ function summarize(results) {
       p99: median(use.map((x) => x.p99)),
       cpuUsPerRequest: median(use.map((x) => x.cpuUsPerRequest)),
       cpuRange: range(use.map((x) => x.cpuUsPerRequest)),
+      userUsPerRequest: median(use.map((x) => x.userUsPerRequest)),
       clean: ok.length === r.rounds.length,
     };
   }
@@ -333,7 +334,7 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
 const ratio3 = (m, what) => REFERENCES.map((ref) => f2(m.ratios[ref]?.[what])).join(' ');
 
 function printTable(results, summary) {
-  const head = `${pad('scenario', 40)}${lpad('req/s', 9)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p50 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p99 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('CPU µs/req', 11)}  ÷ ngx  bare`;
+  const head = `${pad('scenario', 40)}${lpad('req/s', 9)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p50 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('p99 ms', 8)}  ${pad('÷ dir  ngx  bare', 16)}${lpad('CPU µs/req', 11)}${lpad('user', 6)}  ÷ ngx  bare`;
   console.log('\n' + head);
   console.log('-'.repeat(head.length));
   for (const sc of SCENARIOS) {
@@ -347,7 +348,7 @@ function printTable(results, summary) {
     const m = summary[sc.key];
     const flag = m.clean ? '' : '  (errors: see JSON)';
     console.log(
-      `${pad(label, 40)}${lpad(Math.round(m.rps), 9)}  ${pad(ratio3(m, 'rps'), 16)}${lpad(m.p50.toFixed(2), 8)}  ${pad(ratio3(m, 'p50'), 16)}${lpad(m.p99.toFixed(2), 8)}  ${pad(ratio3(m, 'p99'), 16)}${lpad(Number.isFinite(m.cpuUsPerRequest) ? m.cpuUsPerRequest.toFixed(1) : '–', 11)}  ${['nginx', 'bare'].map((ref) => f2(m.ratios[ref]?.cpu)).join(' ')}${flag}`,
+      `${pad(label, 40)}${lpad(Math.round(m.rps), 9)}  ${pad(ratio3(m, 'rps'), 16)}${lpad(m.p50.toFixed(2), 8)}  ${pad(ratio3(m, 'p50'), 16)}${lpad(m.p99.toFixed(2), 8)}  ${pad(ratio3(m, 'p99'), 16)}${lpad(Number.isFinite(m.cpuUsPerRequest) ? m.cpuUsPerRequest.toFixed(1) : '–', 11)}${lpad(Number.isFinite(m.userUsPerRequest) ? m.userUsPerRequest.toFixed(1) : '–', 6)}  ${['nginx', 'bare'].map((ref) => f2(m.ratios[ref]?.cpu)).join(' ')}${flag}`,
     );
   }
 }
@@ -374,17 +375,22 @@ async function settle(...targets) {
 /**
  * One measurement of `targets` at the same time, the other proxies paused:
  * settle(), then wrk for DURATION; each target's wrk result and the CPU time
- * (µs, its process tree) it used in the measured window only.
+ * (µs, its process tree: user + system, and user-space alone) it used in
+ * the measured window only.
  */
 async function measure(targets, allPids) {
   const pids = targets.map((t) => (t.pid ? processTree(t.pid) : []));
   let cpu0;
   const results = await withOthersPaused(targets.map((t) => t.pid).filter(Boolean), allPids, async () => {
     await settle(...targets);
-    cpu0 = pids.map(cpuMicros);
+    cpu0 = pids.map(cpuTimes);
     return Promise.all(targets.map((t) => wrk(t, DURATION, CONNECTIONS)));
   });
-  return results.map((r, i) => ({ r, cpuUs: cpuMicros(pids[i]) - cpu0[i] }));
+  return results.map((r, i) => {
+    const t = cpuTimes(pids[i]);
+    const user = t.user - cpu0[i].user;
+    return { r, cpuUs: user + t.sys - cpu0[i].sys, userUs: user };
+  });
 }
 
 // ---------------------------------------------------------------- paired
@@ -515,8 +521,11 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     process.stdout.write(`  round ${round}/${ROUNDS}:`);
     for (const [sc, t] of targets) {
-      const [{ r, cpuUs }] = await measure([t], allPids);
-      if (t.pid) r.cpuUsPerRequest = cpuUs / r.requests;
+      const [{ r, cpuUs, userUs }] = await measure([t], allPids);
+      if (t.pid) {
+        r.cpuUsPerRequest = cpuUs / r.requests;
+        r.userUsPerRequest = userUs / r.requests;
+      }
       results[sc.key].rounds.push(r);
       process.stdout.write(` ${sc.id}=${Math.round(r.rps)}${r.non2xx || r.socketErrors ? `(!${r.non2xx} non-2xx, ${r.socketErrors} socket errors)` : ''}`);
     }
@@ -529,7 +538,7 @@ async function main() {
   const summary = summarize(results);
   printTable(results, summary);
   console.log(`ratios: scenario ÷ (1) direct, (2) nginx, (3a) bare proxy; medians over ${ROUNDS} round(s); load average at the end ${meta.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}`);
-  console.log('CPU µs/req: user+system CPU time of the proxy under test (all threads and processes) per request served — steadier than req/s on a busy machine');
+  console.log('CPU µs/req: user+system CPU time of the proxy under test (all threads and processes) per request served — steadier than req/s on a busy machine; user: its user-space part (the rest is the kernel: sockets, files)');
   const checks = budget(summary, paired.summary);
   if (checks.length) {
     console.log('\nbudget (issue 6), production setup (alternating rounds; "paired": requests per CPU-second, run at the same time as the reference on the same core — the steadier figure on a busy machine):');
