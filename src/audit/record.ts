@@ -150,9 +150,11 @@ export function requestRecord(ctx: RequestContext): string {
   const ua = ctx.req.headers['user-agent'];
   const principal = p === undefined ? `null,"key_id":${jsonOrNull(cutOrNull(ctx.keyId))}` : who(p);
   return (
-    `{"time":"${isoTime(ctx.time)}","request_id":${jsonString(ctx.id)},"event":"request","principal":${principal}` +
+    // The request id never needs escaping: a UUIDv7, or the client's own of [A-Za-z0-9._-] (context.ts).
+    `{"time":"${isoTime(ctx.time)}","request_id":"${ctx.id}","event":"request","principal":${principal}` +
     `${ROUTE_METHOD.of(ctx.route?.name, ctx.method, undefined, undefined)}${jsonString(cut(ctx.path || rawPath(ctx.req.url)))}` +
     `${OUTCOME.of(ctx.status, ctx.decision ?? 'error', ctx.reason, ctx.upstream)}${jsonMillis(ctx.durationMs)}` +
-    `,"client_ip":${jsonString(ctx.clientIp)},"user_agent":${typeof ua === 'string' ? jsonString(cut(ua)) : 'null'}}`
+    // The TCP peer's address is an IP literal; one taken from X-Forwarded-For may hold anything.
+    `,"client_ip":${ctx.clientIp === ctx.peerIp ? `"${ctx.peerIp}"` : jsonString(ctx.clientIp)},"user_agent":${typeof ua === 'string' ? jsonString(cut(ua)) : 'null'}}`
   );
 }

@@ -30,7 +30,8 @@ function ctxOf(i: number): RequestContext {
   const kind = kinds[i % 3];
   const principal = kind === undefined ? undefined : ({ kind, subject: s(1), keyId: i % 4 ? s(2) : undefined, issuer: s(3), kid: i % 5 ? s(4) : undefined, roles: [], teams: new Map(), scopes: [] } as unknown as Principal);
   return {
-    id: i % 2 ? s(5) : `0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b`,
+    // Only the ids a RequestContext keeps: its own UUIDv7 or a client's of [A-Za-z0-9._-]{1,128} (headers.test.ts).
+    id: i % 2 ? (['abc-DEF_1.2', 'x'.repeat(128), '.'] as const)[i % 3] : `0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b`,
     time: 1_790_000_000_000 + i,
     principal,
     keyId: i % 6 ? s(6) : undefined,
@@ -43,7 +44,9 @@ function ctxOf(i: number): RequestContext {
     reason: i % 12 ? s(13) : undefined,
     upstream: i % 13 ? s(14) : undefined,
     durationMs: [0, 1.23456, 1234.5678, 1e-7, 3][i % 5],
-    clientIp: i % 14 ? '203.0.113.7' : s(15),
+    // The TCP peer, or (behind a trusted proxy) whatever X-Forwarded-For said.
+    peerIp: i % 15 ? '203.0.113.7' : '::1',
+    clientIp: i % 14 ? (i % 15 ? '203.0.113.7' : '::1') : s(15),
     record: undefined,
   } as unknown as RequestContext;
 }
