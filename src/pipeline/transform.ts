@@ -34,10 +34,14 @@ const ALWAYS_DROPPED = new Set([
   'expect',
   'host',
   'x-request-id',
+  // Written by the gateway from the trusted proxy's values or its own (upstreamRequestHeaders()).
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
 ]);
 
-/** Kept only from a trusted proxy; otherwise dropped (and X-Forwarded-* re-set). */
-const FORWARDING = new Set(['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-forwarded-port', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+/** Kept only from a trusted proxy; otherwise dropped. */
+const TRUSTED_ONLY = new Set(['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-forwarded-port']);
 
 /** Connection values that list no other header (keep-alive is hop-by-hop itself). */
 const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'upgrade']);
@@ -112,7 +116,7 @@ function kindOfLower(lower: string): HeaderKind {
   if (c === 'x-request-id') return HeaderKind.RequestId;
   if (ALWAYS_DROPPED.has(c) || c.startsWith('x-gatehouse-')) return HeaderKind.RequestDropped;
   if (c === 'authorization') return HeaderKind.Authorization;
-  if (FORWARDING.has(c)) return c === 'forwarded' || c === 'x-real-ip' || c === 'x-forwarded-prefix' || c === 'x-forwarded-port' ? HeaderKind.Trusted : HeaderKind.RequestDropped;
+  if (TRUSTED_ONLY.has(c)) return HeaderKind.Trusted;
   return HeaderKind.Plain;
 }
 
